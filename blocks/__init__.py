@@ -1,0 +1,1 @@
+"""semcom blocks: pure numpy PHY (``phy``) and GNU Radio blocks (``gr``)."""

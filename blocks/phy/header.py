@@ -1,0 +1,228 @@
+"""Frame header: fixed bit layout, CRC-16, rate-1/2 K=7 convolutional code, interleaver.
+
+Layout (``HEADER_BITS`` = 128 bits, big-endian fields, then CRC-16/CCITT-FALSE over the first 112):
+
+=============  =====  ===========================================================
+field          bits   meaning
+=============  =====  ===========================================================
+version        4      header format version (``HEADER_VERSION``)
+payload_kind   4      0 analog, 1..4 digital bpsk/qpsk/16qam/64qam
+flags          8      application flags (bit 0: last frame of a stream)
+spec_id        8      ``FrameSpec.spec_id`` of the transmitter
+codec_id       8      semantic codec / source codec identifier
+frame_counter  16     running frame number (mod 65536)
+stream_id      16     image / stream identifier
+chunk_index    16     index of this chunk within the stream
+chunk_count    16     number of chunks of the stream
+n_payload      16     payload complex symbols in this frame
+crc16          16
+=============  =====  ===========================================================
+
+Coding: the 128 bits plus 6 zero tail bits go through the 802.11 K=7 (133, 171) code; coded
+bits are then spread over the data carriers by a block interleaver so a faded carrier hits
+non-adjacent code bits. Decoding is soft-decision Viterbi (numpy, vectorised over states).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .frame import HEADER_BITS, HEADER_CODE_K, MODULATIONS
+
+__all__ = ["HeaderFields", "HeaderError", "HEADER_VERSION", "pack", "unpack", "crc16",
+           "conv_encode", "viterbi_decode", "interleave", "deinterleave", "payload_kind_code",
+           "payload_kind_name"]
+
+HEADER_VERSION = 1
+_LAYOUT = (("version", 4), ("payload_kind", 4), ("flags", 8), ("spec_id", 8), ("codec_id", 8),
+           ("frame_counter", 16), ("stream_id", 16), ("chunk_index", 16), ("chunk_count", 16),
+           ("n_payload", 16))
+_PAYLOAD_BITS = sum(w for _, w in _LAYOUT)
+assert _PAYLOAD_BITS + 16 == HEADER_BITS
+
+_KINDS = ("analog",) + MODULATIONS  # code 0 analog, 1.. digital modulations
+
+
+class HeaderError(ValueError):
+    """A header field out of range (names the field)."""
+
+
+def payload_kind_code(kind: str, modulation: str | None = None) -> int:
+    """Code of a payload: ``("analog", None) -> 0``, ``("digital", "qpsk") -> 2``."""
+    if kind == "analog":
+        return 0
+    if kind == "digital" and modulation in MODULATIONS:
+        return 1 + MODULATIONS.index(modulation)
+    raise HeaderError(f"payload_kind: unknown kind/modulation {kind!r}/{modulation!r}")
+
+
+def payload_kind_name(code: int) -> tuple[str, str | None]:
+    """Inverse of ``payload_kind_code``: ``(kind, modulation or None)``."""
+    if code == 0:
+        return "analog", None
+    if 1 <= code <= len(MODULATIONS):
+        return "digital", MODULATIONS[code - 1]
+    raise HeaderError(f"payload_kind: unknown code {code}")
+
+
+@dataclass(frozen=True)
+class HeaderFields:
+    """Decoded header of one frame."""
+
+    payload_kind: int = 0
+    flags: int = 0
+    spec_id: int = 0
+    codec_id: int = 0
+    frame_counter: int = 0
+    stream_id: int = 0
+    chunk_index: int = 0
+    chunk_count: int = 1
+    n_payload: int = 0
+    version: int = HEADER_VERSION
+
+    def __post_init__(self) -> None:
+        widths = dict(_LAYOUT)
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise HeaderError(f"{f.name}: must be an integer, got {v!r}")
+            if not 0 <= int(v) < (1 << widths[f.name]):
+                raise HeaderError(f"{f.name}: {v} does not fit in {widths[f.name]} bits")
+            object.__setattr__(self, f.name, int(v))
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def crc16(bits: np.ndarray) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over a bit array (MSB first)."""
+    reg = 0xFFFF
+    for b in np.asarray(bits, dtype=np.uint8):
+        top = ((reg >> 15) & 1) ^ int(b)
+        reg = (reg << 1) & 0xFFFF
+        if top:
+            reg ^= 0x1021
+    return reg
+
+
+def _int_bits(value: int, width: int) -> np.ndarray:
+    return ((value >> np.arange(width - 1, -1, -1)) & 1).astype(np.uint8)
+
+
+def pack(h: HeaderFields) -> np.ndarray:
+    """Header fields -> uint8 bits [HEADER_BITS] (CRC appended)."""
+    bits = np.concatenate([_int_bits(getattr(h, name), w) for name, w in _LAYOUT])
+    return np.concatenate([bits, _int_bits(crc16(bits), 16)])
+
+
+def unpack(bits: np.ndarray) -> HeaderFields | None:
+    """uint8 bits [HEADER_BITS] -> fields, or ``None`` when the CRC fails or the version is unknown."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    if bits.size != HEADER_BITS:
+        return None
+    body, crc = bits[:_PAYLOAD_BITS], bits[_PAYLOAD_BITS:]
+    if crc16(body) != int(crc @ (1 << np.arange(15, -1, -1))):
+        return None
+    vals, pos = {}, 0
+    for name, w in _LAYOUT:
+        vals[name] = int(body[pos:pos + w] @ (1 << np.arange(w - 1, -1, -1)))
+        pos += w
+    if vals["version"] != HEADER_VERSION:
+        return None
+    return HeaderFields(**vals)
+
+
+# ---------------------------------------------------------------------- convolutional code
+_G = (0o133, 0o171)
+_NSTATES = 1 << (HEADER_CODE_K - 1)
+
+
+def _parity(x: np.ndarray) -> np.ndarray:
+    x = x.copy()
+    for s in (4, 2, 1):
+        x ^= x >> s
+    return x & 1
+
+
+def _trellis() -> tuple[np.ndarray, np.ndarray]:
+    """Output bits for (state, input): int8 [n_states, 2, 2]; next state [n_states, 2]."""
+    st = np.arange(_NSTATES)
+    out = np.zeros((_NSTATES, 2, 2), dtype=np.int8)
+    nxt = np.zeros((_NSTATES, 2), dtype=np.int64)
+    for b in (0, 1):
+        reg = (b << (HEADER_CODE_K - 1)) | st  # newest bit at the top
+        for i, g in enumerate(_G):
+            out[:, b, i] = _parity(reg & g)
+        nxt[:, b] = reg >> 1
+    return out, nxt
+
+
+_OUT, _NEXT = _trellis()
+
+
+def conv_encode(bits: np.ndarray) -> np.ndarray:
+    """Rate-1/2 K=7 encoding with K-1 zero tail bits; uint8 [2 * (n + K - 1)]."""
+    bits = np.concatenate([np.asarray(bits, dtype=np.uint8), np.zeros(HEADER_CODE_K - 1, np.uint8)])
+    state, out = 0, np.empty((bits.size, 2), dtype=np.uint8)
+    for i, b in enumerate(bits):
+        out[i] = _OUT[state, b]
+        state = _NEXT[state, b]
+    return out.ravel()
+
+
+def viterbi_decode(llr: np.ndarray, n_bits: int) -> np.ndarray:
+    """Soft Viterbi for ``conv_encode``; ``llr`` float [2 * (n_bits + K - 1)], positive = bit 0.
+
+    Returns uint8 [n_bits]. Erased positions (LLR 0) are allowed.
+    """
+    llr = np.asarray(llr, dtype=np.float64).reshape(-1, 2)
+    n = llr.shape[0]
+    # branch metric: correlation of the LLR with the +-1 image of the expected bits
+    sign = 1.0 - 2.0 * _OUT  # [S, 2, 2]
+    metric = np.full(_NSTATES, -np.inf)
+    metric[0] = 0.0
+    # predecessor tables: for each next state, the two (state, bit) pairs leading to it
+    prev_state = np.zeros((_NSTATES, 2), dtype=np.int64)
+    prev_bit = np.zeros((_NSTATES, 2), dtype=np.int64)
+    counts = np.zeros(_NSTATES, dtype=np.int64)
+    for s in range(_NSTATES):
+        for b in (0, 1):
+            ns = _NEXT[s, b]
+            prev_state[ns, counts[ns]] = s
+            prev_bit[ns, counts[ns]] = b
+            counts[ns] += 1
+    decisions = np.zeros((n, _NSTATES), dtype=np.int8)
+    for t in range(n):
+        bm = sign @ llr[t]  # [S, 2]
+        cand = metric[prev_state] + bm[prev_state, prev_bit]  # [S, 2]
+        choice = np.argmax(cand, axis=1)
+        metric = cand[np.arange(_NSTATES), choice]
+        decisions[t] = choice
+    state, bits = 0, np.empty(n, dtype=np.uint8)  # tail bits force state 0
+    for t in range(n - 1, -1, -1):
+        c = decisions[t, state]
+        bits[t] = prev_bit[state, c]
+        state = prev_state[state, c]
+    return bits[:n_bits]
+
+
+# ---------------------------------------------------------------------- interleaver
+def _perm(n: int, cols: int) -> np.ndarray:
+    """Block interleaver permutation: write row-wise into ``cols`` columns, read column-wise."""
+    rows = -(-n // cols)
+    idx = np.arange(rows * cols).reshape(rows, cols).T.ravel()
+    return idx[idx < n]
+
+
+def interleave(bits: np.ndarray, cols: int = 16) -> np.ndarray:
+    bits = np.asarray(bits)
+    return bits[_perm(bits.size, cols)]
+
+
+def deinterleave(values: np.ndarray, cols: int = 16) -> np.ndarray:
+    values = np.asarray(values)
+    out = np.empty_like(values)
+    out[_perm(values.size, cols)] = values
+    return out

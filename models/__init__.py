@@ -1,0 +1,1 @@
+"""Torch-only semantic codec: encoder, decoders, training and evaluation (no gnuradio import)."""

@@ -1,0 +1,1 @@
+"""Subcommands of the semcom CLI (one module each)."""
