@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "loopback": ("semcom.commands.loopback", "run the whole link in GNU Radio through the channel simulator"),
     "phy": ("semcom.commands.phy", "PHY tools: write frames to SigMF, decode recordings, ZMQ two-process link"),
     "bench": ("semcom.commands.bench", "benchmarks (phy, ...) printing tables and writing JSON"),
+    "train": ("semcom.commands.train", "train the semantic codec (jscc, teacher, consistency, classifier)"),
+    "eval": ("semcom.commands.eval", "evaluate decoders on CIFAR-10 or a folder of images"),
 }
 
 
