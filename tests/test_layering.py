@@ -1,0 +1,56 @@
+"""The layering rules hold: numpy DSP imports neither gnuradio nor torch; models never import
+gnuradio; the installed distribution exposes only the ``semcom`` namespace."""
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import semcom.blocks.phy
+import semcom.models
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _import_all_blocked(package: str, blocked: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """Import every module of ``package`` in a fresh interpreter where ``blocked`` cannot be imported."""
+    code = f"""
+import importlib, pkgutil, sys
+for name in {blocked!r}:
+    sys.modules[name] = None  # makes 'import name' raise ImportError
+pkg = importlib.import_module({package!r})
+names = [m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.')]
+for n in names:
+    importlib.import_module(n)
+print(len(names), 'modules imported')
+"""
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_phy_imports_neither_gnuradio_nor_torch(tmp_path):
+    r = _import_all_blocked("semcom.blocks.phy", ["gnuradio", "torch", "pmt"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "modules imported" in r.stdout
+
+
+def test_models_do_not_import_gnuradio(tmp_path):
+    r = _import_all_blocked("semcom.models", ["gnuradio", "pmt"], tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_no_bare_top_level_modules(tmp_path):
+    # run outside the repository so the working directory cannot shadow the installed package
+    code = "import importlib.util as u; print(u.find_spec('blocks'), u.find_spec('models'), u.find_spec('semcom.blocks.phy') is not None)"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["None", "None", "True"]
+
+
+def test_console_script_help():
+    exe = Path(sys.executable).parent / "semcom"
+    if not exe.exists():
+        pytest.skip("console script not installed in this interpreter's environment")
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "loopback" in r.stdout
