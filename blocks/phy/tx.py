@@ -90,14 +90,15 @@ class FrameTransmitter:
         return grid
 
     # ------------------------------------------------------------------ frames
-    def modulate_frame(self, payload: np.ndarray, *, kind: str | None = None, modulation: str | None = None,
-                       stream_id: int = 0, chunk_index: int = 0, chunk_count: int = 1, codec_id: int = 0,
-                       flags: int = 0) -> TxFrame:
-        """One frame carrying ``payload``.
+    def frame_symbols(self, payload: np.ndarray, *, kind: str | None = None, modulation: str | None = None,
+                      stream_id: int = 0, chunk_index: int = 0, chunk_count: int = 1, codec_id: int = 0,
+                      flags: int = 0) -> tuple[hdr.HeaderFields, np.ndarray, np.ndarray]:
+        """Header and data-carrier symbols of the next frame, without OFDM modulation.
 
-        ``payload``: complex [n] analog symbols (sent as they are: normalise the whole stream
-        beforehand, see ``normalize_power``) when ``kind == "analog"``; uint8 bits
-        [n * bits_per_symbol] when ``kind == "digital"``. ``n`` must be 0..max_payload_symbols.
+        Same arguments as ``modulate_frame``; advances the frame counter. Returns ``(header,
+        symbols, payload)``: ``symbols`` complex64 [n_header_symbols * n_data + n] (coded header
+        padded to whole OFDM symbols, then the payload), ``payload`` complex64 [n].
+        Used by ``modulate_frame`` and by the GNU Radio transmitter (``semcom.blocks.gr.ofdm_tx``).
         """
         spec = self.spec
         kind = kind or spec.payload_kind
@@ -119,18 +120,34 @@ class FrameTransmitter:
                              frame_counter=self.frame_counter & 0xFFFF, stream_id=stream_id,
                              chunk_index=chunk_index, chunk_count=chunk_count, n_payload=symbols.size)
         self.frame_counter += 1
-        hs = self.header_symbols(h)
-        grid = self.data_grid(np.concatenate([hs, symbols]).astype(np.complex128), 0)
+        symbols = symbols.astype(np.complex64)
+        return h, np.concatenate([self.header_symbols(h), symbols]), symbols
+
+    def modulate_frame(self, payload: np.ndarray, *, kind: str | None = None, modulation: str | None = None,
+                       stream_id: int = 0, chunk_index: int = 0, chunk_count: int = 1, codec_id: int = 0,
+                       flags: int = 0) -> TxFrame:
+        """One frame carrying ``payload``.
+
+        ``payload``: complex [n] analog symbols (sent as they are: normalise the whole stream
+        beforehand, see ``normalize_power``) when ``kind == "analog"``; uint8 bits
+        [n * bits_per_symbol] when ``kind == "digital"``. ``n`` must be 0..max_payload_symbols.
+        """
+        spec = self.spec
+        h, all_symbols, symbols = self.frame_symbols(
+            payload, kind=kind, modulation=modulation, stream_id=stream_id, chunk_index=chunk_index,
+            chunk_count=chunk_count, codec_id=codec_id, flags=flags)
+        grid = self.data_grid(all_symbols.astype(np.complex128), 0)
         body = ofdm_modulate(grid, spec.cp_len)
         iq = np.concatenate([self._preamble, body, np.zeros(spec.guard_len, np.complex64)])
-        return TxFrame(iq=iq, header=h, payload=symbols.astype(np.complex64), papr_db=papr_db(iq))
+        return TxFrame(iq=iq, header=h, payload=symbols, papr_db=papr_db(iq))
 
-    def modulate_stream(self, payload: np.ndarray, *, kind: str | None = None, modulation: str | None = None,
-                        stream_id: int = 0, codec_id: int = 0, flags: int = 0) -> list[TxFrame]:
-        """Split a long payload into chunks of at most ``max_payload_symbols`` and build one frame each.
+    def stream_chunks(self, payload: np.ndarray, *, kind: str | None = None, modulation: str | None = None,
+                      stream_id: int = 0, codec_id: int = 0, flags: int = 0) -> list[tuple[np.ndarray, dict]]:
+        """Cut a long payload into frames' worth: ``[(part, frame_kwargs), ...]``.
 
-        The chunks are ``split_chunks(n, max_payload_symbols)``; the receiver's ``Reassembler``
-        puts them back by (stream id, chunk index). Flag bit 0 marks the last chunk.
+        The chunks are ``split_chunks(n, max_payload_symbols)``; ``frame_kwargs`` are the keyword
+        arguments of ``modulate_frame`` / ``frame_symbols`` for that chunk (flag bit 0 marks the
+        last chunk).
         """
         spec = self.spec
         kind = kind or spec.payload_kind
@@ -145,11 +162,22 @@ class FrameTransmitter:
         spans = split_chunks(n_sym, spec.max_payload_symbols)
         if len(spans) > 0xFFFF:
             raise ValueError(f"payload needs {len(spans)} chunks; at most 65535 per stream")
-        frames = []
+        out = []
         for i, (a, b) in enumerate(spans):
             part = bits[a * bps:b * bps] if kind == "digital" else np.asarray(payload).ravel()[a:b]
             last = 1 if i == len(spans) - 1 else 0
-            frames.append(self.modulate_frame(part, kind=kind, modulation=modulation, stream_id=stream_id,
-                                              chunk_index=i, chunk_count=len(spans), codec_id=codec_id,
-                                              flags=(flags & 0xFE) | last))
-        return frames
+            out.append((part, dict(kind=kind, modulation=modulation, stream_id=stream_id, chunk_index=i,
+                                   chunk_count=len(spans), codec_id=codec_id, flags=(flags & 0xFE) | last)))
+        return out
+
+    def modulate_stream(self, payload: np.ndarray, *, kind: str | None = None, modulation: str | None = None,
+                        stream_id: int = 0, codec_id: int = 0, flags: int = 0) -> list[TxFrame]:
+        """Split a long payload into chunks of at most ``max_payload_symbols`` and build one frame each.
+
+        The chunks are ``split_chunks(n, max_payload_symbols)`` (see ``stream_chunks``); the
+        receiver's ``Reassembler`` puts them back by (stream id, chunk index). Flag bit 0 marks
+        the last chunk.
+        """
+        return [self.modulate_frame(part, **kw) for part, kw in
+                self.stream_chunks(payload, kind=kind, modulation=modulation, stream_id=stream_id,
+                                   codec_id=codec_id, flags=flags)]
