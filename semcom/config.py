@@ -1,0 +1,384 @@
+"""One validated configuration for the CLI, the GRC flowgraphs and scripts.
+
+A YAML file (see ``hw_configs/loopback.yaml``) has up to five sections, each validated into a
+typed object; unknown keys, wrong types and out-of-range values raise ``ConfigError`` naming
+the file and the field, e.g. ``hw_configs/x.yaml: channel.snr_db: must be a number``::
+
+    frame:    FrameSpec            (semcom.blocks.phy.frame)
+    channel:  ChannelConfig        (semcom.blocks.phy.channel)
+    radio:    RadioConfig          sample rate, centre frequency, device, gains, ZMQ address
+    model:    ModelConfig          semantic codec checkpoint / id (used by later issues)
+    link:     LinkConfig           streaming receiver chunking and stream time-outs
+
+Every section is optional; a missing one takes its defaults (there is no second copy of a
+default anywhere else: the dataclasses below and ``FrameSpec``/``ChannelConfig`` hold them).
+
+Command-line overrides ``section.key=value`` (value parsed as a YAML scalar or flow
+sequence, so ``5`` is an int, ``5.0`` a float, ``[1, 2]`` a list, ``null`` None) are applied on
+top of the file before validation::
+
+    cfg = load_config("hw_configs/loopback.yaml", ["channel.snr_db=5", "frame.fft_len=128"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from semcom.blocks.phy.frame import FrameSpec, FrameSpecError
+
+__all__ = ["Config", "ConfigError", "RadioConfig", "ModelConfig", "LinkConfig", "load_config",
+           "config_from_dict", "parse_override", "apply_overrides", "SECTIONS",
+           "add_config_arguments", "config_from_args"]
+
+SECTIONS = ("frame", "channel", "radio", "model", "link")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; ``str()`` reads ``<file>: <section>.<key>: <problem>``."""
+
+    def __init__(self, field_name: str, message: str, source: str | None = None):
+        self.field = field_name
+        self.message = message
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field_name}: {message}" if field_name else f"{where}{message}")
+
+    def with_source(self, source: str | None) -> "ConfigError":
+        """The same error attributed to the file ``source``."""
+        return ConfigError(self.field, self.message, source)
+
+
+# ---------------------------------------------------------------------- small typed checks
+def _number(section: str, name: str, v: Any, *, lo: float | None = None, hi: float | None = None,
+            lo_open: bool = False, allow_none: bool = False) -> float | None:
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ConfigError(f"{section}.{name}", f"must be a number, got {v!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise ConfigError(f"{section}.{name}", f"must be finite, got {v}")
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise ConfigError(f"{section}.{name}", f"must be {'>' if lo_open else '>='} {lo:g}, got {v:g}")
+    if hi is not None and v > hi:
+        raise ConfigError(f"{section}.{name}", f"must be <= {hi:g}, got {v:g}")
+    return v
+
+
+def _integer(section: str, name: str, v: Any, *, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{section}.{name}", f"must be an integer, got {v!r}")
+    if not lo <= v <= hi:
+        raise ConfigError(f"{section}.{name}", f"must be {lo}..{hi}, got {v}")
+    return int(v)
+
+
+def _string(section: str, name: str, v: Any, *, choices: Sequence[str] | None = None,
+            allow_none: bool = False) -> str | None:
+    if v is None and allow_none:
+        return None
+    if not isinstance(v, str):
+        raise ConfigError(f"{section}.{name}", f"must be a string, got {v!r}")
+    if choices is not None and v not in choices:
+        raise ConfigError(f"{section}.{name}", f"must be one of {', '.join(choices)}; got {v!r}")
+    return v
+
+
+def _section_from_dict(cls, section: str, d: Any):
+    """Build a section dataclass from a mapping; unknown keys are errors naming the key."""
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError(section, f"must be a mapping of keys to values, got {type(d).__name__}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in d:
+        if key not in names:
+            raise ConfigError(f"{section}.{key}", f"unknown key (valid keys: {', '.join(names)})")
+    return cls(**d)
+
+
+# ---------------------------------------------------------------------- minimal sections
+RADIO_DEVICES = ("loopback", "zmq", "pluto", "uhd", "file")
+
+
+@dataclass(frozen=True)
+class RadioConfig:
+    """Front end. ``sample_rate`` in samples/s, ``center_freq`` in Hz, gains in dB.
+
+    ``device``: ``loopback`` (channel simulator), ``zmq`` (two processes over gr-zeromq),
+    ``pluto``, ``uhd`` or ``file`` (SigMF recordings). ``uri`` is the device address
+    (``ip:192.168.2.1``, UHD args); ``zmq_address`` the TX->RX ZMQ endpoint (localhost by default).
+    """
+
+    device: str = "loopback"
+    uri: str | None = None
+    sample_rate: float = 2e6
+    center_freq: float = 2.45e9
+    tx_gain_db: float = -10.0
+    rx_gain_db: float = 40.0
+    zmq_address: str = "tcp://127.0.0.1:5555"
+
+    def __post_init__(self) -> None:
+        s = "radio"
+        object.__setattr__(self, "device", _string(s, "device", self.device, choices=RADIO_DEVICES))
+        object.__setattr__(self, "uri", _string(s, "uri", self.uri, allow_none=True))
+        object.__setattr__(self, "sample_rate", _number(s, "sample_rate", self.sample_rate, lo=1e3, hi=1e9))
+        object.__setattr__(self, "center_freq", _number(s, "center_freq", self.center_freq, lo=0.0, hi=1e11))
+        object.__setattr__(self, "tx_gain_db", _number(s, "tx_gain_db", self.tx_gain_db, lo=-100.0, hi=100.0))
+        object.__setattr__(self, "rx_gain_db", _number(s, "rx_gain_db", self.rx_gain_db, lo=-100.0, hi=100.0))
+        addr = _string(s, "zmq_address", self.zmq_address)
+        if not addr.startswith(("tcp://", "ipc://", "inproc://")):
+            raise ConfigError("radio.zmq_address", f"must be a ZMQ endpoint like tcp://127.0.0.1:5555, got {addr!r}")
+        object.__setattr__(self, "zmq_address", addr)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Semantic codec. ``checkpoint`` path (None: untrained / not used), ``codec_id`` sent in
+    every frame header (0..255), ``device`` for torch (``cpu``, ``cuda`` or ``auto``)."""
+
+    checkpoint: str | None = None
+    codec_id: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        s = "model"
+        object.__setattr__(self, "checkpoint", _string(s, "checkpoint", self.checkpoint, allow_none=True))
+        object.__setattr__(self, "codec_id", _integer(s, "codec_id", self.codec_id, lo=0, hi=255))
+        object.__setattr__(self, "device", _string(s, "device", self.device, choices=("cpu", "cuda", "auto")))
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Link layer. ``rx_chunk_samples``: samples handed to the streaming receiver per call
+    (bounds memory when decoding long recordings); ``stream_timeout_s``: an incomplete stream is
+    handed out with its missing chunks marked after this long; ``stream_id``: id of the first
+    stream sent (0..65535)."""
+
+    rx_chunk_samples: int = 1 << 16
+    stream_timeout_s: float = 2.0
+    stream_id: int = 0
+
+    def __post_init__(self) -> None:
+        s = "link"
+        object.__setattr__(self, "rx_chunk_samples",
+                           _integer(s, "rx_chunk_samples", self.rx_chunk_samples, lo=1, hi=1 << 26))
+        object.__setattr__(self, "stream_timeout_s",
+                           _number(s, "stream_timeout_s", self.stream_timeout_s, lo=0.0, lo_open=True, hi=3600.0))
+        object.__setattr__(self, "stream_id", _integer(s, "stream_id", self.stream_id, lo=0, hi=0xFFFF))
+
+
+# ---------------------------------------------------------------------- the whole config
+def _channel_from_dict(d: Any, frame: FrameSpec | None = None, radio: "RadioConfig | None" = None):
+    """The ``channel`` section. Its ``fft_len`` (unit of ``cfo``) and ``sample_rate`` (unit of the
+    profile delays) come from ``frame.fft_len`` and ``radio.sample_rate``; they may be repeated
+    in the section only with the same value."""
+    from semcom.blocks.phy.channel import ChannelConfig, ChannelConfigError  # noqa: PLC0415
+
+    if d is not None and not isinstance(d, dict):
+        raise ConfigError("channel", f"must be a mapping of keys to values, got {type(d).__name__}")
+    d = dict(d or {})
+    for key, owner, value in (("fft_len", "frame.fft_len", frame.fft_len if frame else None),
+                              ("sample_rate", "radio.sample_rate", radio.sample_rate if radio else None)):
+        if value is None:
+            continue
+        if key in d and d[key] != value:
+            raise ConfigError(f"channel.{key}", f"{d[key]!r} differs from {owner} ({value!r}); it follows "
+                                                f"{owner}, leave it out")
+        d[key] = value
+    try:
+        return ChannelConfig.from_dict(d)
+    except ChannelConfigError as e:
+        raise ConfigError(f"channel.{e.field}" if e.field else "channel",
+                          str(e).partition(": ")[2]) from None
+    except (ValueError, TypeError) as e:
+        raise ConfigError("channel", str(e)) from None
+
+
+def _frame_from_dict(d: Any) -> FrameSpec:
+    if d is not None and not isinstance(d, dict):
+        raise ConfigError("frame", f"must be a mapping of keys to values, got {type(d).__name__}")
+    try:
+        return FrameSpec.from_dict(d or {})
+    except FrameSpecError as e:
+        raise ConfigError(f"frame.{e.field}", str(e)[len(f"frame.{e.field}: "):]) from None
+    except (ValueError, TypeError) as e:
+        raise ConfigError("frame", str(e)) from None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration; ``source`` is the file it came from (or None)."""
+
+    frame: FrameSpec = field(default_factory=FrameSpec)
+    channel: Any = None  # ChannelConfig (None: defaults following frame.fft_len and radio.sample_rate)
+    radio: RadioConfig = field(default_factory=RadioConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel is None:
+            object.__setattr__(self, "channel", _channel_from_dict({}, self.frame, self.radio))
+
+    @classmethod
+    def from_dict(cls, d: dict | None, source: str | None = None) -> "Config":
+        """Validate a mapping (a parsed YAML file); errors name ``source`` and the field."""
+        try:
+            return _config_from_dict(d, source)
+        except ConfigError as e:
+            raise e.with_source(source) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """YAML/JSON-safe mapping; ``Config.from_dict(c.to_dict())`` rebuilds an equal config."""
+        channel = self.channel.to_dict()
+        for key in ("fft_len", "sample_rate"):  # follow frame.fft_len / radio.sample_rate
+            channel.pop(key, None)
+        return {
+            "frame": self.frame.to_dict(),
+            "channel": channel,
+            "radio": dataclasses.asdict(self.radio),
+            "model": dataclasses.asdict(self.model),
+            "link": dataclasses.asdict(self.link),
+        }
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+def _config_from_dict(d: Any, source: str | None) -> Config:
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError("", f"top level must be a mapping with sections {', '.join(SECTIONS)}; "
+                              f"got {type(d).__name__}")
+    for key in d:
+        if key not in SECTIONS:
+            raise ConfigError(str(key), f"unknown section (valid sections: {', '.join(SECTIONS)})")
+    frame = _frame_from_dict(d.get("frame"))
+    radio = _section_from_dict(RadioConfig, "radio", d.get("radio"))
+    return Config(frame=frame,
+                  channel=_channel_from_dict(d.get("channel"), frame, radio),
+                  radio=radio,
+                  model=_section_from_dict(ModelConfig, "model", d.get("model")),
+                  link=_section_from_dict(LinkConfig, "link", d.get("link")),
+                  source=source)
+
+
+def config_from_dict(d: dict | None, source: str | None = None) -> Config:
+    """Same as ``Config.from_dict``."""
+    return Config.from_dict(d, source)
+
+
+# ---------------------------------------------------------------------- YAML
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``2e6`` / ``1e-3`` as floats (YAML 1.2; PyYAML's 1.1 rules
+    need a dot and a sign, ``2.0e+6``, and would hand a sample rate over as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
+# ---------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"channel.snr_db=5"`` -> ``(["channel", "snr_db"], 5)``; the value is parsed as YAML."""
+    if not isinstance(text, str) or "=" not in text:
+        raise ConfigError("", f"override {text!r} must look like section.key=value")
+    key, _, raw = text.partition("=")
+    path = [p.strip() for p in key.strip().split(".")]
+    if len(path) < 2 or any(not p for p in path):
+        raise ConfigError(key.strip(), f"override {text!r} must look like section.key=value")
+    if path[0] not in SECTIONS:
+        raise ConfigError(path[0], f"unknown section in override {text!r} (valid sections: {', '.join(SECTIONS)})")
+    try:
+        value = _yaml_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(key.strip(), f"cannot parse value {raw!r}: {e}") from None
+    return path, value
+
+
+def apply_overrides(d: dict | None, overrides: Sequence[str] | None) -> dict:
+    """Return a copy of the raw mapping ``d`` with ``section.key=value`` overrides applied."""
+    import copy
+
+    out = copy.deepcopy(d) if d else {}
+    for text in overrides or ():
+        path, value = parse_override(text)
+        node = out
+        for i, p in enumerate(path[:-1]):
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(".".join(path[:i + 1]), f"is not a mapping; cannot apply override {text!r}")
+            node = nxt
+        node[path[-1]] = value
+    return out
+
+
+# ---------------------------------------------------------------------- files
+def load_config(path: str | Path | None = None, overrides: Sequence[str] | None = None) -> Config:
+    """Read and validate a YAML config; ``path=None`` gives the defaults (plus overrides).
+
+    Raises ``ConfigError`` (a ``ValueError``) naming the file for a missing/unreadable file, a
+    YAML syntax error, and (with the field) for every invalid entry.
+    """
+    source = None if path is None else str(path)
+    raw: Any = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("", "config file not found" if not p.exists() else "not a regular file", source)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("", f"cannot read config file: {e}", source) from None
+        try:
+            raw = _yaml_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise ConfigError("", f"invalid YAML{where}: {getattr(e, 'problem', None) or e}", source) from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError("", f"top level must be a mapping with sections {', '.join(SECTIONS)}; "
+                                  f"got {type(raw).__name__}", source)
+    try:
+        raw = apply_overrides(raw, overrides)
+    except ConfigError as e:
+        raise e.with_source(source) from None
+    return Config.from_dict(raw, source)
+
+
+# ---------------------------------------------------------------------- command-line helpers
+def add_config_arguments(parser) -> None:
+    """Add ``--config FILE`` and repeatable ``--set section.key=value`` to an argparse parser."""
+    parser.add_argument("--config", "-c", metavar="YAML", default=None,
+                        help="configuration file (see hw_configs/loopback.yaml); default: built-in defaults")
+    parser.add_argument("--set", dest="overrides", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                        help="override one config entry, e.g. --set channel.snr_db=5 --set frame.fft_len=128 "
+                             "(value parsed as YAML; repeatable)")
+
+
+def config_from_args(args, extra_overrides: Sequence[str] = ()) -> Config:
+    """The validated config named by ``args.config`` with ``args.overrides`` (then ``extra_overrides``)."""
+    return load_config(getattr(args, "config", None), list(getattr(args, "overrides", None) or []) + list(extra_overrides))

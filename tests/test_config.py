@@ -1,0 +1,136 @@
+"""The YAML configuration: every shipped file loads; bad keys, types and values raise errors that
+name the file and the field; command-line overrides are typed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from semcom.blocks.phy.channel import ChannelConfig
+from semcom.blocks.phy.frame import FrameSpec
+from semcom.config import (Config, ConfigError, LinkConfig, ModelConfig, RadioConfig, load_config,
+                           parse_override)
+
+ROOT = Path(__file__).resolve().parents[1]
+HW_CONFIGS = sorted((ROOT / "hw_configs").glob("*.yaml")) + sorted((ROOT / "hw_configs").glob("*.yml"))
+
+
+def test_hw_configs_exist():
+    assert any(p.name == "loopback.yaml" for p in HW_CONFIGS)
+
+
+@pytest.mark.parametrize("path", HW_CONFIGS, ids=lambda p: p.name)
+def test_every_hw_config_loads(path):
+    cfg = load_config(path)
+    assert isinstance(cfg.frame, FrameSpec) and isinstance(cfg.channel, ChannelConfig)
+    assert isinstance(cfg.radio, RadioConfig) and isinstance(cfg.model, ModelConfig)
+    assert isinstance(cfg.link, LinkConfig)
+    assert cfg.source == str(path)
+    # the channel's units follow the frame and the radio
+    assert cfg.channel.fft_len == cfg.frame.fft_len and cfg.channel.sample_rate == cfg.radio.sample_rate
+    # round trip through a plain mapping
+    assert Config.from_dict(cfg.to_dict()) == cfg.replace(source=None)
+
+
+def test_loopback_values():
+    cfg = load_config(ROOT / "hw_configs" / "loopback.yaml")
+    raw = yaml.safe_load((ROOT / "hw_configs" / "loopback.yaml").read_text())
+    assert cfg.frame.fft_len == raw["frame"]["fft_len"]
+    assert cfg.channel.snr_db == raw["channel"]["snr_db"]
+    assert cfg.radio.sample_rate == 2e6  # written "2e6": read as a float, not a string
+
+
+def test_defaults_without_file():
+    cfg = load_config(None)
+    assert cfg.frame == FrameSpec() and cfg.source is None
+    assert cfg.channel.fft_len == 64
+
+
+def test_overrides_are_typed():
+    cfg = load_config(ROOT / "hw_configs" / "loopback.yaml",
+                      ["channel.snr_db=5", "frame.fft_len=128", "channel.profile=indoor", "channel.seed=null",
+                       "frame.pilot_values=[1, 1, 1, 1, 1, 1, 1, -1]", "radio.sample_rate=1e6"])
+    assert cfg.channel.snr_db == 5.0 and cfg.frame.fft_len == 128 and cfg.channel.profile == "indoor"
+    assert cfg.channel.seed is None and cfg.frame.pilot_values[-1] == -1
+    assert cfg.channel.fft_len == 128 and cfg.channel.sample_rate == 1e6
+    assert parse_override("link.stream_id=7") == (["link", "stream_id"], 7)
+    assert parse_override("model.checkpoint=a=b.pt") == (["model", "checkpoint"], "a=b.pt")
+
+
+def _write(tmp_path, text, name="x.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, field, problem", [
+    ("channel:\n  snr_db: ten\n", "channel.snr_db", "must be a number"),
+    ("channel:\n  snr_db: [1]\n", "channel.snr_db", "must be a number"),
+    ("channel:\n  profile: city\n", "channel.profile", "must be one of"),
+    ("channel:\n  cfo: 40\n", "channel.cfo", ""),
+    ("channel:\n  bogus: 1\n", "channel.bogus", "unknown key"),
+    ("channel:\n  fft_len: 128\n", "channel.fft_len", "frame.fft_len"),
+    ("channel: 5\n", "channel", "mapping"),
+    ("frame:\n  fft_len: 100\n", "frame.fft_len", "power of two"),
+    ("frame:\n  cp_len: 0\n", "frame.cp_len", ""),
+    ("frame:\n  header_modulation: 8psk\n", "frame.header_modulation", ""),
+    ("frame:\n  fftlen: 64\n", "frame.fftlen", "unknown key"),
+    ("radio:\n  sample_rate: fast\n", "radio.sample_rate", "must be a number"),
+    ("radio:\n  sample_rate: 0\n", "radio.sample_rate", ""),
+    ("radio:\n  device: hackrf\n", "radio.device", "must be one of"),
+    ("radio:\n  zmq_address: localhost\n", "radio.zmq_address", "ZMQ endpoint"),
+    ("radio:\n  gain: 3\n", "radio.gain", "unknown key"),
+    ("model:\n  codec_id: 300\n", "model.codec_id", "0..255"),
+    ("model:\n  codec_id: true\n", "model.codec_id", "integer"),
+    ("model:\n  device: tpu\n", "model.device", ""),
+    ("link:\n  rx_chunk_samples: 0\n", "link.rx_chunk_samples", ""),
+    ("link:\n  stream_timeout_s: -1\n", "link.stream_timeout_s", ""),
+    ("link:\n  stream_id: 70000\n", "link.stream_id", ""),
+    ("phy:\n  fft_len: 64\n", "phy", "unknown section"),
+])
+def test_bad_entries_name_file_and_field(tmp_path, text, field, problem):
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    msg = str(ei.value)
+    assert msg.startswith(f"{p}: {field}: "), msg
+    assert problem in msg
+    assert ei.value.field == field and ei.value.source == str(p)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("frame: [unclosed\n", "invalid YAML"),
+    ("- 1\n- 2\n", "top level must be a mapping"),
+    ("just text\n", "top level must be a mapping"),
+])
+def test_bad_files(tmp_path, text, problem):
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=problem) as ei:
+        load_config(p)
+    assert str(ei.value).startswith(str(p))
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_empty_file_gives_defaults(tmp_path):
+    assert load_config(_write(tmp_path, "")).frame == FrameSpec()
+
+
+@pytest.mark.parametrize("override, field", [
+    ("channel.snr_db=loud", "channel.snr_db"),
+    ("frame.fft_len=65", "frame.fft_len"),
+    ("nosuch.key=1", "nosuch"),
+    ("channel.snr_db", None),
+    ("channel=3", None),
+    ("frame.fft_len.x=1", "frame.fft_len"),
+])
+def test_bad_overrides(tmp_path, override, field):
+    p = _write(tmp_path, "frame:\n  fft_len: 64\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(p, [override])
+    if field:
+        assert f": {field}: " in str(ei.value) or str(ei.value).startswith(f"{p}: {field}:")
+    assert str(ei.value).startswith(str(p))
