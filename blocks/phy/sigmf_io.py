@@ -26,6 +26,7 @@ blocks so a receiver can run in bounded memory.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ import numpy as np
 from .frame import FrameSpec, FrameSpecError
 
 __all__ = ["Recording", "RecordingError", "write_recording", "read_recording", "open_recording",
-           "sigmf_paths", "RAW_EXTENSIONS", "FRAME_SPEC_KEY", "SIGMF_VERSION"]
+           "sigmf_paths", "jsonable", "RAW_EXTENSIONS", "FRAME_SPEC_KEY", "SIGMF_VERSION"]
 
 SIGMF_VERSION = "1.2.0"  # SigMF specification version written to core:version
 FRAME_SPEC_KEY = "semcom:frame_spec"
@@ -63,18 +64,20 @@ def sigmf_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 # ---------------------------------------------------------------------- writing
-def _jsonable(v: Any) -> Any:
-    """numpy scalars / arrays / tuples -> plain JSON types."""
+def jsonable(v: Any) -> Any:
+    """numpy scalars / arrays, tuples, complex -> plain JSON types; non-finite floats -> None."""
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
+        return jsonable(v.tolist())
     if isinstance(v, np.generic):
-        return v.item()
+        v = v.item()
     if isinstance(v, complex):
-        return [v.real, v.imag]
+        return [jsonable(v.real), jsonable(v.imag)]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
     return v
 
 
@@ -126,7 +129,7 @@ def write_recording(path_base: str | Path, iq: np.ndarray, sample_rate: float, *
     if frame_spec is not None:
         glob[FRAME_SPEC_KEY] = frame_spec.to_dict()
     for k, v in (extra_global or {}).items():
-        glob[k if ":" in k else f"semcom:{k}"] = _jsonable(v)
+        glob[k if ":" in k else f"semcom:{k}"] = jsonable(v)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         sf = SigMFFile(data_file=str(data_path), global_info=glob)
@@ -138,7 +141,7 @@ def write_recording(path_base: str | Path, iq: np.ndarray, sample_rate: float, *
             if not (0 <= int(start) and int(length) >= 0 and int(start) + int(length) <= iq.size):
                 raise RecordingError(f"{meta_path}: annotation [{start}, {start}+{length}) outside the "
                                      f"{iq.size} samples")
-            md = {(k if ":" in k else f"semcom:{k}"): _jsonable(v) for k, v in (md or {}).items()}
+            md = {(k if ":" in k else f"semcom:{k}"): jsonable(v) for k, v in (md or {}).items()}
             sf.add_annotation(int(start), int(length), metadata=md)
         sf.tofile(str(meta_path), overwrite=True)
     return meta_path, data_path

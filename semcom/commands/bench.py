@@ -1,0 +1,83 @@
+"""``semcom bench``: benchmarks that print tables and write JSON.
+
+``semcom bench phy [--quick] [--json out.json] [--only loss,detection,noise,throughput]``
+(see ``semcom.bench_phy`` for what is measured). Full mode takes about 10-15 minutes on 2 cores;
+``--quick`` about a minute with fewer frames (too few to show the 99.9 % detection target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from semcom.config import add_config_arguments, config_from_args
+
+__all__ = ["add_parser", "run"]
+
+PARTS = ("loss", "detection", "noise", "throughput")
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [p for p in parts if p not in PARTS]
+    if bad or not parts:
+        raise argparse.ArgumentTypeError(f"--only takes a comma-separated subset of {','.join(PARTS)}; got {text!r}")
+    return parts
+
+
+def _run_phy(args: argparse.Namespace) -> int:
+    from semcom import bench_phy
+    from semcom.blocks.phy.sigmf_io import jsonable
+
+    cfg = config_from_args(args)
+    bc = bench_phy.BenchConfig.quick() if args.quick else bench_phy.BenchConfig.full()
+    if args.no_gnuradio:
+        bc.gnuradio = False
+    if args.seed is not None:
+        bc.seed = args.seed
+    mode = "quick" if args.quick else "full"
+    print(f"semcom bench phy ({mode}): {cfg.frame}", flush=True)
+
+    def progress(msg: str) -> None:
+        if not args.silent:
+            print("  " + msg, file=sys.stderr, flush=True)
+
+    res = bench_phy.run_bench(bc, cfg.frame, parts=args.only, progress=progress)
+    res["mode"] = mode
+    res["command"] = "semcom " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("semcom") else None
+    print(bench_phy.format_tables(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(jsonable(res), indent=2) + "\n")
+        print(f"JSON: {args.json}")
+    return 0
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__
+    sub = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
+
+    def _help(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=_help)
+    p = sub.add_parser("phy", help="PHY: implementation loss vs genie, detection/header error rate, false "
+                                   "frames, throughput", description="Measure and print the PHY benchmark tables "
+                       "(issue 2 section 7); see semcom/bench_phy.py.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", metavar="OUT.json", default=None, help="write all results as JSON")
+    p.add_argument("--quick", action="store_true", help="small run (about a minute)")
+    p.add_argument("--only", type=_parts, default=PARTS, metavar="PARTS",
+                   help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
+    p.add_argument("--no-gnuradio", action="store_true", help="skip the GNU Radio throughput measurement")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--silent", action="store_true", help="no progress lines on stderr")
+    add_config_arguments(p)
+    p.set_defaults(func=_run_phy)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args.func(args) or 0)
