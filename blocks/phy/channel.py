@@ -118,6 +118,27 @@ def rms_delay_spread(delays: np.ndarray, powers: np.ndarray) -> float:
     return float(np.sqrt(max(np.sum(p * d ** 2) - mean ** 2, 0.0)))
 
 
+_PHASES = 4096  # fractional positions tabulated for the SRO kernel (linear interpolation in between)
+_TABLE: np.ndarray | None = None
+
+
+def _resampler_kernel(frac: np.ndarray) -> np.ndarray:
+    """SRO kernel weights of inputs ``j - L + 1 .. j + L`` for output times ``j + frac``; float64 [n, 2L].
+
+    Tabulated on ``_PHASES`` fractional positions and linearly interpolated (error < 1e-7),
+    as evaluating the Kaiser window per sample is slow.
+    """
+    global _TABLE
+    offs = np.arange(-RESAMPLER_HALF + 1, RESAMPLER_HALF + 1)  # [2L]
+    if _TABLE is None:
+        ph = np.arange(_PHASES + 1) / _PHASES
+        _TABLE = interp_kernel(ph[:, None] - offs[None, :], RESAMPLER_HALF, RESAMPLER_BETA)  # [P + 1, 2L]
+    pos = np.asarray(frac) * _PHASES
+    p0 = np.minimum(pos.astype(np.int64), _PHASES - 1)
+    w = (pos - p0)[:, None]
+    return (1.0 - w) * _TABLE[p0] + w * _TABLE[p0 + 1]
+
+
 # ---------------------------------------------------------------------- configuration
 def _num(name: str, v: Any, *, lo: float | None = None, hi: float | None = None, allow_none: bool = False) -> float | None:
     if v is None and allow_none:
@@ -440,7 +461,7 @@ class ChannelSimulator:
         pos = src - self._rs_base
         if final:
             buf = np.concatenate([buf, np.zeros(2 * RESAMPLER_HALF, np.complex128)])
-        kern = interp_kernel(t[:, None] - src, RESAMPLER_HALF, RESAMPLER_BETA)  # [n_out, 2L]
+        kern = _resampler_kernel(t - j)  # [n_out, 2L]
         y = np.sum(buf[pos] * kern, axis=1) if m.size else np.zeros(0, np.complex128)
         self._rs_next = int(m[-1]) + 1 if m.size else self._rs_next
         # keep inputs from the first one the next output can need
