@@ -96,11 +96,33 @@ class HeaderFields:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def _crc_table() -> np.ndarray:
+    """CRC-16/CCITT-FALSE remainder of every byte value; uint16 [256]."""
+    table = np.zeros(256, dtype=np.uint16)
+    for byte in range(256):
+        reg = byte << 8
+        for _ in range(8):
+            reg = ((reg << 1) ^ 0x1021) if reg & 0x8000 else (reg << 1)
+        table[byte] = reg & 0xFFFF
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
 def crc16(bits: np.ndarray) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over a bit array (MSB first)."""
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over a bit array (MSB first).
+
+    Whole bytes go through a 256-entry table (the header's 112 bits are 14 bytes); a trailing
+    partial byte is processed bit by bit.
+    """
+    bits = np.asarray(bits, dtype=np.uint8)
+    n_bytes = bits.size // 8
     reg = 0xFFFF
-    for b in np.asarray(bits, dtype=np.uint8):
-        top = ((reg >> 15) & 1) ^ int(b)
+    for byte in np.packbits(bits[:n_bytes * 8]).tolist():
+        reg = ((reg << 8) & 0xFFFF) ^ int(_CRC_TABLE[(reg >> 8) ^ byte])
+    for b in bits[n_bytes * 8:].tolist():
+        top = ((reg >> 15) & 1) ^ b
         reg = (reg << 1) & 0xFFFF
         if top:
             reg ^= 0x1021
@@ -162,13 +184,20 @@ def _trellis() -> tuple[np.ndarray, np.ndarray]:
 _OUT, _NEXT = _trellis()
 
 
+# Generator taps by delay: output i at time t is the XOR over d of _TAPS[i, d] * bit[t - d].
+_TAPS = np.array([[(g >> (HEADER_CODE_K - 1 - d)) & 1 for d in range(HEADER_CODE_K)] for g in _G], dtype=np.int64)
+
+
 def conv_encode(bits: np.ndarray) -> np.ndarray:
-    """Rate-1/2 K=7 encoding with K-1 zero tail bits; uint8 [2 * (n + K - 1)]."""
-    bits = np.concatenate([np.asarray(bits, dtype=np.uint8), np.zeros(HEADER_CODE_K - 1, np.uint8)])
-    state, out = 0, np.empty((bits.size, 2), dtype=np.uint8)
-    for i, b in enumerate(bits):
-        out[i] = _OUT[state, b]
-        state = _NEXT[state, b]
+    """Rate-1/2 K=7 encoding with K-1 zero tail bits; uint8 [2 * (n + K - 1)].
+
+    Same output as stepping the trellis (``_OUT``/``_NEXT``) from state 0, computed as two
+    binary convolutions.
+    """
+    bits = np.concatenate([np.asarray(bits, dtype=np.uint8), np.zeros(HEADER_CODE_K - 1, np.uint8)]).astype(np.int64)
+    out = np.empty((bits.size, 2), dtype=np.uint8)
+    for i in range(2):
+        out[:, i] = np.convolve(bits, _TAPS[i])[:bits.size] & 1
     return out.ravel()
 
 
