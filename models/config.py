@@ -1,0 +1,193 @@
+"""Typed hyper-parameters of the semantic codec. Every invalid field raises ``ConfigError``
+naming it; configs round-trip through plain dicts (JSON) so checkpoints carry them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, TypeVar
+
+from .definitions import parse_ratio
+
+__all__ = ["ConfigError", "JSCCConfig", "ChannelConfig", "UNetConfig", "jscc_preset",
+           "unet_preset", "config_from_dict", "config_to_dict"]
+
+
+class ConfigError(ValueError):
+    """An invalid model/channel parameter; the message names the field."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(f"{field_name}: {message}")
+
+
+def _check_positive_ints(prefix: str, **values: Any) -> None:
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{prefix}.{name}", f"must be a positive integer, got {v!r}")
+
+
+def _check_snr_range(prefix: str, lo: float, hi: float) -> None:
+    if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float))) or lo > hi:
+        raise ConfigError(f"{prefix}.snr_min_db", f"need snr_min_db <= snr_max_db, got {lo!r}, {hi!r}")
+
+
+@dataclass(frozen=True)
+class JSCCConfig:
+    """SNR-adaptive JSCC encoder/decoder.
+
+    The encoder pixel-unshuffles by 2, then halves the resolution ``len(channels) - 1`` times,
+    so the stride is ``2 ** len(channels)``; each ``stride x stride`` patch (``3 * stride**2``
+    real values) becomes ``latent_channels`` reals, i.e. ``latent_channels / 2`` complex symbols.
+    """
+
+    ratio: str = "1/6"                    # k/n as a fraction string
+    channels: tuple[int, ...] = (64, 128)  # feature width per resolution level
+    blocks: int = 2                        # residual blocks per level
+    snr_min_db: float = 0.0                # conditioning range (SNR is normalized with it)
+    snr_max_db: float = 20.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))
+        try:
+            parse_ratio(self.ratio)
+        except ValueError as e:
+            raise ConfigError("jscc.ratio", str(e)) from None
+        if not self.channels:
+            raise ConfigError("jscc.channels", "needs at least one level")
+        _check_positive_ints("jscc", blocks=self.blocks, **{f"channels[{i}]": c for i, c in enumerate(self.channels)})
+        _check_snr_range("jscc", self.snr_min_db, self.snr_max_db)
+        lat = Fraction(6) * parse_ratio(self.ratio) * self.stride ** 2
+        if lat.denominator != 1:
+            raise ConfigError("jscc.ratio", f"{self.ratio} with stride {self.stride} gives a non-integer "
+                              f"latent width {lat}; use more/fewer levels in jscc.channels")
+
+    @property
+    def stride(self) -> int:
+        """Images are padded to a multiple of this in height and width."""
+        return 2 ** len(self.channels)
+
+    @property
+    def latent_channels(self) -> int:
+        """Real latent channels: ``2 * k / (H/stride * W/stride)``."""
+        return int(Fraction(6) * parse_ratio(self.ratio) * self.stride ** 2)
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """Training channel (see ``channel.py``). Probabilities are per image / per frame."""
+
+    snr_min_db: float = 0.0
+    snr_max_db: float = 20.0
+    p_fading: float = 0.3          # probability an image goes through multipath instead of AWGN
+    n_subcarriers: int = 48        # data carriers per OFDM symbol (frequency-first mapping)
+    n_taps: int = 8                # multipath taps (exponential power-delay profile)
+    tap_decay: float = 0.5         # per-tap power decay in the PDP (1/e-fold per 1/decay taps)
+    fft_len: int = 64              # FFT size the taps are transformed with
+    symbols_per_frame: int = 480   # complex symbols per radio frame (one fading/erasure block)
+    p_erasure_image: float = 0.2   # probability an image suffers frame erasures at all
+    p_erasure_frame: float = 0.25  # given that, probability each frame is lost
+    interleave: bool = True        # spread symbols across subcarriers/frames with a fixed permutation
+    interleave_seed: int = 1234
+
+    def __post_init__(self) -> None:
+        _check_snr_range("channel", self.snr_min_db, self.snr_max_db)
+        for name in ("p_fading", "p_erasure_image", "p_erasure_frame"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ConfigError(f"channel.{name}", f"must be a probability in [0, 1], got {v!r}")
+        _check_positive_ints("channel", n_subcarriers=self.n_subcarriers, n_taps=self.n_taps,
+                             fft_len=self.fft_len, symbols_per_frame=self.symbols_per_frame)
+        if self.n_subcarriers > self.fft_len:
+            raise ConfigError("channel.n_subcarriers", f"{self.n_subcarriers} exceeds fft_len {self.fft_len}")
+        if self.n_taps > self.fft_len:
+            raise ConfigError("channel.n_taps", f"{self.n_taps} exceeds fft_len {self.fft_len}")
+        if not self.tap_decay > 0:
+            raise ConfigError("channel.tap_decay", f"must be > 0, got {self.tap_decay!r}")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Conditional UNet denoiser for the diffusion decoders (see ``unet.py``)."""
+
+    channels: tuple[int, ...] = (64, 128)  # width per resolution level (len-1 downsamplings)
+    blocks: int = 2                        # residual blocks per level
+    emb_dim: int = 128                     # sigma/SNR embedding width
+    cond_channels: int = 3                 # conditioning image channels (the JSCC estimate)
+    snr_min_db: float = 0.0
+    snr_max_db: float = 20.0
+    # Noise levels, in units of the data scaled to [-1, 1] (EDM / consistency models).
+    sigma_data: float = 0.5
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if not self.channels:
+            raise ConfigError("unet.channels", "needs at least one level")
+        _check_positive_ints("unet", blocks=self.blocks, emb_dim=self.emb_dim, cond_channels=self.cond_channels,
+                             **{f"channels[{i}]": c for i, c in enumerate(self.channels)})
+        _check_snr_range("unet", self.snr_min_db, self.snr_max_db)
+        for name in ("sigma_data", "sigma_min", "sigma_max"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(f"unet.{name}", f"must be > 0, got {v!r}")
+        if self.sigma_min >= self.sigma_max:
+            raise ConfigError("unet.sigma_min", f"must be < sigma_max ({self.sigma_max}), got {self.sigma_min}")
+
+    @property
+    def stride(self) -> int:
+        return 2 ** (len(self.channels) - 1)
+
+
+def jscc_preset(preset: str, ratio: str) -> JSCCConfig:
+    """``cpu``: ~1.7 M params, trains on a shared 2-core machine; ``gpu``: wider and deeper.
+
+    Low ratios get one more level so the latent keeps >= 8 real channels.
+    """
+    r = parse_ratio(ratio)
+    deep = r < Fraction(1, 12)
+    if preset == "cpu":
+        ch = (64, 128, 128) if deep else (64, 128)
+        return JSCCConfig(ratio=str(r), channels=ch, blocks=2)
+    if preset == "gpu":
+        ch = (128, 256, 256) if deep else (128, 256)
+        return JSCCConfig(ratio=str(r), channels=ch, blocks=4)
+    if preset == "tiny":  # tests
+        return JSCCConfig(ratio=str(r), channels=(8, 16, 16) if deep else (8, 16), blocks=1)
+    raise ConfigError("preset", f"unknown preset {preset!r} (cpu, gpu, tiny)")
+
+
+def unet_preset(preset: str) -> UNetConfig:
+    if preset == "cpu":
+        return UNetConfig(channels=(64, 128, 128), blocks=2, emb_dim=128)
+    if preset == "gpu":
+        return UNetConfig(channels=(128, 256, 256), blocks=3, emb_dim=256)
+    if preset == "tiny":
+        return UNetConfig(channels=(8, 16), blocks=1, emb_dim=16)
+    raise ConfigError("preset", f"unknown preset {preset!r} (cpu, gpu, tiny)")
+
+
+_C = TypeVar("_C")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def config_from_dict(cls: type[_C], d: dict[str, Any], where: str = "config") -> _C:
+    """Build ``cls`` from a dict, rejecting unknown keys and wrong types with a named error."""
+    if not isinstance(d, dict):
+        raise ConfigError(where, f"expected a mapping, got {type(d).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(names)})")
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise ConfigError(where, str(e)) from None

@@ -1,0 +1,49 @@
+"""Options of a training run (torch-free, so the CLI can build its parser without torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TrainOptions", "DEFAULT_CIFAR10"]
+
+# ../shared/data/cifar10 relative to the repository root (models/ lives one level below it).
+DEFAULT_CIFAR10 = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10"
+
+
+@dataclass
+class TrainOptions:
+    stage: str                       # jscc | teacher | consistency | classifier
+    out: str                         # run directory
+    data: str = str(DEFAULT_CIFAR10)  # CIFAR-10 folder (train.npz/test.npz)
+    ratio: str = "1/6"
+    preset: str = "cpu"              # cpu | gpu | tiny
+    steps: int = 8000
+    batch: int = 32
+    lr: float = 1e-3
+    warmup: int = 200
+    lr_min_frac: float = 0.02        # cosine decays to lr * lr_min_frac at the last step
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    threads: int = 1
+    ckpt_minutes: float = 5.0
+    eval_every: int = 1000
+    eval_images: int = 1000
+    log_every: int = 50
+    resume: bool = False
+    synthetic: int = 0               # >0: train/eval on this many synthetic images (tests, smoke runs)
+    crop_pad: int = 0
+    p_fading: float = 0.3
+    p_erasure: float = 0.2
+    jscc: str = ""                   # frozen JSCC checkpoint (teacher/consistency stages)
+    teacher: str = ""                # teacher checkpoint (consistency distillation)
+    max_minutes: float = 0.0         # stop (after saving) once this wall time is spent; 0 = no limit
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "threads", "eval_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")

@@ -1,0 +1,206 @@
+"""What each training stage trains, its loss and its evaluation (the loop is in ``train.py``).
+
+A stage exposes: ``kind`` and ``config`` (for checkpoints), ``model`` (trainable module),
+``loss(generator, step) -> scalar``, ``evaluate(ema_model) -> {metric: value}``,
+``key_metric`` (higher is better; picks ``best.safetensors``), ``export(ema) -> module`` (what
+a shipped checkpoint holds) and ``epoch`` (fractional epochs seen).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+import copy
+
+from .channel import Channel
+from .checkpoint import load_model
+from .config import ChannelConfig, jscc_preset, unet_preset
+from .consistency import ConsistencyFunction, consistency_distillation_loss
+from .data import BatchSampler, load_cifar10, synthetic_images
+from .edm import EDMDenoiser, edm_loss
+from .jscc import JSCC
+from .metrics import psnr
+from .samplers import consistency_sigmas, karras_sigmas, sample_consistency, sample_heun
+from .unet import UNet
+
+__all__ = ["build_stage", "JSCCStage", "TeacherStage", "ConsistencyStage", "load_images", "EVAL_SNRS_DB"]
+
+EVAL_SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0)
+
+
+def load_images(opts, g: torch.Generator) -> tuple[BatchSampler, torch.Tensor, torch.Tensor | None]:
+    """Training sampler and a fixed evaluation set (uint8 ``[N, 3, H, W]``) for ``opts``."""
+    if opts.synthetic:
+        x = synthetic_images(opts.synthetic, seed=opts.seed)
+        return BatchSampler(x, min(opts.batch, len(x)), g, crop_pad=opts.crop_pad), x[: opts.eval_images], None
+    x, y = load_cifar10(opts.data, "train")
+    xt, yt = load_cifar10(opts.data, "test", limit=opts.eval_images)
+    return BatchSampler(x, opts.batch, g, crop_pad=opts.crop_pad, labels=y), xt, yt
+
+
+@torch.no_grad()
+def jscc_psnr(model: JSCC, images: torch.Tensor, snr_db: float, fading: bool = False,
+              erasures: bool = False, batch: int = 250, seed: int = 1,
+              channel_cfg: ChannelConfig | None = None) -> float:
+    """Mean per-image PSNR (dB) of ``model`` on uint8 ``images`` through a seeded channel."""
+    channel = Channel(channel_cfg or ChannelConfig())
+    g = torch.Generator().manual_seed(seed)
+    vals = []
+    for i in range(0, len(images), batch):
+        x = images[i: i + batch].float() / 255.0
+        out = model(x, channel, torch.full((len(x),), float(snr_db)), g, fading=fading, erasures=erasures)
+        vals.append(psnr(out, x))
+    return torch.cat(vals).mean().item()
+
+
+class JSCCStage:
+    """MSE training of the SNR-adaptive JSCC through the mixed training channel."""
+
+    kind = "jscc"
+    key_metric = "psnr_awgn_10"
+
+    def __init__(self, opts, g: torch.Generator):
+        self.opts = opts
+        self.config = jscc_preset(opts.preset, opts.ratio)
+        self.model = JSCC(self.config)
+        self.channel = Channel(ChannelConfig(p_fading=opts.p_fading, p_erasure_image=opts.p_erasure))
+        self.sampler, self.eval_x, _ = load_images(opts, g)
+
+    @property
+    def epoch(self) -> float:
+        return self.sampler.epoch + self.sampler._pos / len(self.sampler.images)
+
+    def loss(self, g: torch.Generator, step: int) -> torch.Tensor:
+        x, _ = self.sampler.next()
+        snr = self.channel.sample_snr(len(x), g)
+        out = self.model(x, self.channel, snr, g, fading=None, erasures=None)
+        return (out - x).square().mean()
+
+    def evaluate(self, ema: JSCC) -> dict[str, float]:
+        m: dict[str, Any] = {f"psnr_awgn_{s:g}": jscc_psnr(ema, self.eval_x, s) for s in EVAL_SNRS_DB}
+        m["psnr_fading_10"] = jscc_psnr(ema, self.eval_x, 10.0, fading=True)
+        m["psnr_fading_erasure_10"] = jscc_psnr(
+            ema, self.eval_x, 10.0, fading=True, erasures=True,
+            channel_cfg=ChannelConfig(p_erasure_frame=0.25))
+        return m
+
+    def export(self, ema: JSCC) -> JSCC:
+        return ema
+
+
+class _DiffusionStage:
+    """Shared by the teacher and consistency stages: a frozen JSCC supplies the conditioning."""
+
+    sample_eval_images = 64  # sampling is expensive on CPU: evaluate on a small fixed subset
+
+    def __init__(self, opts, g: torch.Generator):
+        if not opts.jscc:
+            raise ValueError(f"stage {opts.stage} needs --jscc CHECKPOINT (a trained JSCC model)")
+        self.opts = opts
+        self.jscc, self.jscc_cfg, _ = load_model(opts.jscc, kind="jscc")
+        self.jscc.requires_grad_(False)
+        self.channel = Channel(ChannelConfig(p_fading=opts.p_fading, p_erasure_image=opts.p_erasure))
+        self.sampler, self.eval_x, _ = load_images(opts, g)
+
+    @property
+    def epoch(self) -> float:
+        return self.sampler.epoch + self.sampler._pos / len(self.sampler.images)
+
+    @torch.no_grad()
+    def condition(self, x: torch.Tensor, snr: torch.Tensor, g: torch.Generator, **kw) -> torch.Tensor:
+        """The JSCC estimate through the channel, scaled to [-1, 1]: ``[B, 3, H, W]``."""
+        return self.jscc(x, self.channel, snr, g, **kw) * 2.0 - 1.0
+
+    def batch(self, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, _ = self.sampler.next()
+        snr = self.channel.sample_snr(len(x), g)
+        return x * 2.0 - 1.0, self.condition(x, snr, g, fading=None, erasures=None), snr
+
+    def eval_set(self, snr_db: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(1)
+        x = self.eval_x[: self.sample_eval_images].float() / 255.0
+        snr = torch.full((len(x),), snr_db)
+        return x, self.condition(x, snr, g), snr
+
+    def export(self, ema):
+        return ema
+
+
+class TeacherStage(_DiffusionStage):
+    """EDM denoiser conditioned on the JSCC estimate and the SNR."""
+
+    kind = "teacher"
+    key_metric = "neg_eval_loss"
+    eval_steps = 10  # Karras/Heun steps (19 network evaluations)
+
+    def __init__(self, opts, g: torch.Generator):
+        super().__init__(opts, g)
+        self.config = unet_preset(opts.preset)
+        self.model = EDMDenoiser(UNet(self.config), self.config.sigma_data)
+
+    def loss(self, g: torch.Generator, step: int) -> torch.Tensor:
+        x0, cond, snr = self.batch(g)
+        return edm_loss(self.model, x0, cond, snr, g)
+
+    @torch.no_grad()
+    def evaluate(self, ema: EDMDenoiser) -> dict[str, float]:
+        m: dict[str, float] = {}
+        x, cond, snr = self.eval_set(10.0)
+        g = torch.Generator().manual_seed(2)
+        m["neg_eval_loss"] = -sum(edm_loss(ema, x * 2 - 1, cond, snr, g).item() for _ in range(4)) / 4
+        sig = karras_sigmas(self.eval_steps, self.config.sigma_min, self.config.sigma_max)
+        noise = torch.randn(x.shape, generator=g) * sig[0]
+        out = sample_heun(lambda v, s: ema(v, s, cond, snr), noise, sig)
+        m["psnr_jscc_10"] = psnr((cond + 1) / 2, x).mean().item()
+        m["psnr_teacher_10"] = psnr((out + 1) / 2, x).mean().item()
+        return m
+
+
+class ConsistencyStage(_DiffusionStage):
+    """Consistency distillation of a teacher checkpoint (student initialized from the teacher)."""
+
+    kind = "consistency"
+    key_metric = "psnr_cm1_10"
+    n_steps = 18          # discretization of [sigma_min, sigma_max] (CD on CIFAR-10: N = 18)
+    target_decay = 0.95   # EMA of the stop-gradient target network
+
+    def __init__(self, opts, g: torch.Generator):
+        super().__init__(opts, g)
+        if not opts.teacher:
+            raise ValueError("stage consistency needs --teacher CHECKPOINT (a trained teacher)")
+        self.teacher, self.config, _ = load_model(opts.teacher, kind="teacher")
+        self.teacher.requires_grad_(False)
+        self.model = ConsistencyFunction(UNet(self.config), self.config.sigma_data, self.config.sigma_min)
+        self.model.net.load_state_dict(self.teacher.net.state_dict())
+        self.target = copy.deepcopy(self.model).requires_grad_(False)
+
+    def loss(self, g: torch.Generator, step: int) -> torch.Tensor:
+        if step:  # the previous optimizer step is done: move the target towards the student
+            with torch.no_grad():
+                for pt, ps in zip(self.target.parameters(), self.model.parameters()):
+                    pt.lerp_(ps, 1 - self.target_decay)
+        x0, cond, snr = self.batch(g)
+        return consistency_distillation_loss(self.model, self.target, self.teacher, x0, cond, snr,
+                                             self.n_steps, self.config.sigma_max, g)
+
+    @torch.no_grad()
+    def evaluate(self, ema: ConsistencyFunction) -> dict[str, float]:
+        m: dict[str, float] = {}
+        x, cond, snr = self.eval_set(10.0)
+        m["psnr_jscc_10"] = psnr((cond + 1) / 2, x).mean().item()
+        for nfe in (1, 2):
+            g = torch.Generator().manual_seed(2)
+            sig = consistency_sigmas(nfe, self.config.sigma_min, self.config.sigma_max)
+            noise = torch.randn(x.shape, generator=g) * sig[0]
+            out = sample_consistency(lambda v, s: ema(v, s, cond, snr), noise, sig, g, self.config.sigma_min)
+            m[f"psnr_cm{nfe}_10"] = psnr((out + 1) / 2, x).mean().item()
+        return m
+
+
+def build_stage(opts, g: torch.Generator):
+    stages = {"jscc": JSCCStage, "teacher": TeacherStage, "consistency": ConsistencyStage}
+    if opts.stage not in stages:
+        raise ValueError(f"stage {opts.stage!r} is not available yet (have: {', '.join(stages)})")
+    return stages[opts.stage](opts, g)
