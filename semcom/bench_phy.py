@@ -16,10 +16,11 @@
 (c) **throughput** in samples/s of the GNU Radio TX and RX chains and of the numpy chain, as a
     ratio to a 2 MS/s real-time link (target >= 5x), measured in the same run.
 
-The genie: the channel simulator exposes the taps it applied (``frequency_response``); the
-genie removes the exact CFO sample by sample, takes the FFT windows at the true frame start
-with the same ``cp_backoff`` as the real receiver, and divides by the exact channel on every
-data carrier (zero forcing, like the receiver; no decision feedback).
+The genie (``rx.genie_equalize``): the channel simulator exposes the taps it applied
+(``frequency_response``); the genie removes the exact CFO sample by sample, takes the FFT
+windows at the true frame start (the earliest channel tap) with the same ``cp_backoff`` as the
+real receiver, and divides by the exact channel on every data carrier (zero forcing, like the
+receiver; no decision feedback).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import numpy as np
 
 from semcom.blocks.phy.channel import ChannelConfig, ChannelSimulator
 from semcom.blocks.phy.frame import FrameSpec
-from semcom.blocks.phy.ofdm import ofdm_demodulate
 from semcom.blocks.phy.snr import complex_awgn, db
 from semcom.blocks.phy.tx import FrameTransmitter, TxFrame
 
@@ -85,37 +85,27 @@ def _receiver():
     return rx
 
 
-def _cp_backoff(spec: FrameSpec) -> int:
+def _receive(y: np.ndarray, spec: FrameSpec, errors: list[str]) -> tuple[list, dict]:
+    """``rx.receive`` that records an exception (a receiver bug) instead of ending the benchmark."""
     try:
-        from semcom.blocks.phy.sync import cp_backoff
-    except ImportError:
-        return 0
-    return int(cp_backoff(spec))
+        frames, stats = _receiver().receive(y, spec)
+    except Exception as e:  # noqa: BLE001 - counted and reported in the table
+        errors.append(f"{type(e).__name__}: {e}")
+        return [], {}
+    return frames, (stats.as_dict() if hasattr(stats, "as_dict") else dict(stats))
 
 
 def genie_payload(y: np.ndarray, spec: FrameSpec, sim: ChannelSimulator, frame_start_in: int,
                   n_payload: int, cfo: float) -> np.ndarray:
-    """Payload symbols equalised with perfect knowledge; complex64 [n_payload].
+    """Payload symbols equalised with perfect knowledge (``rx.genie_equalize``); complex64 [n_payload].
 
-    ``y``: channel output (complex [m]) whose input held the frame at sample ``frame_start_in``;
-    ``sim``: the simulator that produced ``y`` (its taps for that frame, its ``tap_offset``);
-    ``cfo``: the exact CFO in subcarrier spacings (applied on the output sample index).
-    The FFT windows start ``cp_backoff`` samples inside each CP, as the real receiver's do.
+    ``y``: output of the fresh simulator ``sim`` whose input held the frame at sample
+    ``frame_start_in``; ``cfo``: the exact CFO (subcarrier spacings, applied on the index in
+    ``y``). The genie's frame start is ``frame_start_in + sim.first_delay`` (the earliest channel
+    tap) and its channel the simulator's exact taps for that frame, referred to that start.
     """
-    b = _cp_backoff(spec)
-    d = int(sim.first_delay)  # the earliest channel tap: the genie's frame start is that much late
-    start = frame_start_in + d
-    n_hdr = spec.n_preamble_symbols + spec.n_header_symbols
-    n_sym = spec.n_payload_ofdm_symbols(n_payload)
-    first = start + n_hdr * spec.symbol_len
-    seg = np.asarray(y[first:first + n_sym * spec.symbol_len], dtype=np.complex128)
-    m = first + np.arange(seg.size, dtype=np.float64)
-    seg = seg * np.exp(-2j * np.pi * cfo * m / spec.fft_len)  # exact CFO removed
-    grid = ofdm_demodulate(seg, spec.fft_len, spec.cp_len, n_sym, cp_backoff=b)  # [n_sym, N]
-    h = sim.frequency_response(spec.fft_len, input_index=frame_start_in, ref=d - b)  # [N]
-    data = spec.bin(spec.data_carriers)
-    eq = grid[:, data] / h[data][None, :]
-    return eq.ravel()[:n_payload].astype(np.complex64)
+    h = sim.frequency_response(spec.fft_len, input_index=frame_start_in, ref=sim.first_delay)  # [N]
+    return _receiver().genie_equalize(y, spec, frame_start_in + sim.first_delay, cfo, h, n_payload)
 
 
 def _channel(spec: FrameSpec, scenario: str, snr_db: float, rng: np.random.Generator,
@@ -138,7 +128,6 @@ def implementation_loss(spec: FrameSpec, cfg: BenchConfig, sample_rate: float = 
     SNRs are aggregated over frames as ``10 log10(sum |x|^2 / sum |x_hat - x|^2)``; the genie
     figure uses only the frames the real receiver delivered (same realisations).
     """
-    rx = _receiver()
     tx = FrameTransmitter(spec)
     rows = []
     for scenario in cfg.scenarios:
@@ -147,7 +136,7 @@ def implementation_loss(spec: FrameSpec, cfg: BenchConfig, sample_rate: float = 
         for snr in cfg.loss_snrs:
             rng = np.random.default_rng([cfg.seed, int(snr * 10) + 1000, list(SCENARIOS).index(scenario)])
             sig = err_rx = err_genie = 0.0
-            est, missed, t0 = [], 0, time.perf_counter()
+            est, missed, errors, t0 = [], 0, [], time.perf_counter()
             for _ in range(cfg.loss_frames):
                 f: TxFrame = tx.modulate_frame(_random_payload(cfg.loss_payload, rng))
                 ch = _channel(spec, scenario, float(snr), rng, sample_rate)
@@ -155,7 +144,7 @@ def implementation_loss(spec: FrameSpec, cfg: BenchConfig, sample_rate: float = 
                 x = np.concatenate([np.zeros(lead, np.complex64), f.iq, np.zeros(3 * spec.symbol_len, np.complex64)])
                 sim = ChannelSimulator(ch)
                 y = sim.apply(x)
-                frames, _ = rx.receive(y, spec)
+                frames, _ = _receive(y, spec, errors)
                 got = [g for g in frames if g.header.frame_counter == f.header.frame_counter]
                 if not got or got[0].payload.size != f.payload.size:
                     missed += 1
@@ -171,7 +160,7 @@ def implementation_loss(spec: FrameSpec, cfg: BenchConfig, sample_rate: float = 
                    "payload_snr_rx_db": snr_rx, "payload_snr_genie_db": snr_genie,
                    "loss_db": snr_genie - snr_rx, "target_db": SCENARIOS[scenario][3],
                    "snr_estimate_db": float(np.mean(est)) if est else float("nan"),
-                   "seconds": time.perf_counter() - t0}
+                   "receiver_errors": errors, "seconds": time.perf_counter() - t0}
             rows.append(row)
             if progress:
                 progress(f"loss {scenario:16s} {snr:5.1f} dB: rx {snr_rx:6.2f} genie {snr_genie:6.2f} "
@@ -199,12 +188,12 @@ def detection(spec: FrameSpec, cfg: BenchConfig, sample_rate: float = LINK_RATE,
     subcarriers and timing offset). ``detection_rate`` = delivered / sent; ``header_error_rate``
     = header CRC failures / (delivered + failures).
     """
-    rx = _receiver()
     rows = []
     for snr in cfg.det_snrs:
         rng = np.random.default_rng([cfg.seed, 7, int(snr * 10) + 1000])
         tx = FrameTransmitter(spec)
         sent = ok = false = hfail = 0
+        errors: list[str] = []
         t0 = time.perf_counter()
         while sent < cfg.det_frames:
             n = min(cfg.det_batch, cfg.det_frames - sent)
@@ -216,15 +205,15 @@ def detection(spec: FrameSpec, cfg: BenchConfig, sample_rate: float = LINK_RATE,
             parts.append(np.zeros(2 * spec.symbol_len, np.complex64))
             ch = _channel(spec, "awgn+cfo+timing", float(snr), rng, sample_rate)
             y = ChannelSimulator(ch).apply(np.concatenate(parts))
-            frames, stats = rx.receive(y, spec)
+            frames, stats = _receive(y, spec, errors)
             got = {g.header.frame_counter for g in frames}
             ok += len(got & counters)
             false += sum(1 for g in frames if g.header.frame_counter not in counters)
-            hfail += _header_failures(stats.as_dict() if hasattr(stats, "as_dict") else dict(stats))
+            hfail += _header_failures(stats)
             sent += n
         row = {"snr_db": float(snr), "sent": sent, "detected": ok, "detection_rate": ok / sent,
                "header_failures": hfail, "header_error_rate": hfail / max(1, ok + hfail), "false_frames": false,
-               "seconds": time.perf_counter() - t0}
+               "receiver_errors": errors, "seconds": time.perf_counter() - t0}
         rows.append(row)
         if progress:
             progress(f"detection {snr:5.1f} dB: {ok}/{sent} ({100 * ok / sent:.2f} %), header failures {hfail}, "
@@ -379,6 +368,9 @@ def format_tables(res: dict[str, Any]) -> str:
                          f"{'yes' if tp['ratio'][k] >= 5 else 'no'}")
         if tp.get("gnuradio_error"):
             lines.append(f"GNU Radio chains not measured: {tp['gnuradio_error']}")
+    errs = [e for part in ("implementation_loss", "detection") for r in res.get(part) or [] for e in r["receiver_errors"]]
+    if errs:
+        lines += ["", f"RECEIVER EXCEPTIONS: {len(errs)} (frames counted as missed), first: {errs[0]}"]
     if "seconds" in res:
         lines += ["", f"total {res['seconds']:.0f} s"]
     return "\n".join(lines)

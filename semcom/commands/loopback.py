@@ -32,7 +32,7 @@ from semcom.blocks.phy.sigmf_io import jsonable
 from semcom.blocks.phy.snr import measured_snr_db
 from semcom.config import Config, add_config_arguments, config_from_args
 
-__all__ = ["add_parser", "run", "random_streams", "run_numpy_loopback", "summarize"]
+__all__ = ["add_parser", "run", "random_streams", "run_numpy_loopback", "run_gnuradio_loopback", "summarize"]
 
 
 def random_streams(n_streams: int, n_symbols: int, seed: int) -> list[np.ndarray]:
@@ -77,10 +77,54 @@ def _engine(requested: str) -> str:
     return "gnuradio"
 
 
-def _run_gnuradio_loopback(cfg: Config, streams: list[np.ndarray]) -> dict[str, Any]:
-    from semcom.blocks.gr import topblocks
+def run_gnuradio_loopback(cfg: Config, streams: list[np.ndarray], timeout: float = 30.0) -> dict[str, Any]:
+    """GNU Radio chain: ``semcom_ofdm_tx`` -> ``semcom_channel`` -> ``semcom_ofdm_rx`` (``PhyLoopback``).
 
-    return topblocks.run_loopback(cfg, streams)
+    Each stream is normalised to unit power and sent as one PDU (the TX cuts it into frames);
+    the truth per frame is rebuilt with the numpy ``FrameTransmitter`` (same chunking, same
+    frame counters). Same return layout as ``run_numpy_loopback``.
+    """
+    from semcom.blocks.gr.topblocks import PhyLoopback
+    from semcom.blocks.phy.header import HeaderFields
+    from semcom.blocks.phy.tx import FrameTransmitter, normalize_power
+    from semcom.commands.phy import StreamAssembler
+
+    spec = cfg.frame
+    truth_tx = FrameTransmitter(spec)
+    sent, payloads = [], []
+    for i, x in enumerate(streams):
+        sid = (cfg.link.stream_id + i) & 0xFFFF
+        x, _ = normalize_power(x)
+        payloads.append((x, sid))
+        for part, kw in truth_tx.stream_chunks(x, stream_id=sid, codec_id=cfg.model.codec_id):
+            h, _, sym = truth_tx.frame_symbols(part, **kw)
+            sent.append((h, sym))
+    t0 = time.perf_counter()
+    tb = PhyLoopback(spec, channel=cfg.channel)
+    tb.start()
+    try:
+        for x, sid in payloads:
+            tb.send(x, stream_id=sid, codec_id=cfg.model.codec_id)
+        tb.wait_frames(len(sent), timeout)
+    finally:
+        tb.stop()
+        tb.wait()
+    seconds = time.perf_counter() - t0
+    asm = StreamAssembler(spec)
+    received = []
+    names = list(HeaderFields().as_dict())
+    for meta, payload in tb.collector.frames():
+        h = HeaderFields(**{k: int(meta[k]) for k in names if k in meta})
+        nv = np.asarray(meta.get("noise_var", np.zeros(payload.size)), dtype=np.float32)
+        rec = dict(h.as_dict(), start=int(meta.get("start", -1)), snr_db=float(meta.get("snr_db", np.nan)),
+                   cfo=float(meta.get("cfo", np.nan)))
+        received.append((rec, np.asarray(payload, np.complex64)))
+        asm.add(h, payload, nv)
+    stats = tb.rx.stats()
+    return {"engine": "gnuradio", "sent": sent, "received": received, "stats": stats,
+            "streams": [{"stream_id": s.stream_id, "complete": s.complete, "missing": list(s.missing)}
+                        for s in asm.finish()],
+            "n_samples": int(stats.get("samples", 0)) or None, "seconds": seconds, "papr_db": []}
 
 
 def summarize(cfg: Config, run: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +198,8 @@ def print_summary(r: dict[str, Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    extra = [f"channel.snr_db={args.snr!r}"]
+    snr = args.snr if args.snr is not None else (10.0 if args.config is None else None)
+    extra = [f"channel.snr_db={snr!r}"] if snr is not None else []
     if args.channel is not None:
         extra.append(f"channel.profile={args.channel}")
         if args.channel != "flat" and args.fading is None:
@@ -168,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--streams and --symbols must be >= 1")
     streams = random_streams(args.streams, args.symbols, args.seed)
     engine = _engine(args.engine)
-    run = _run_gnuradio_loopback(cfg, streams) if engine == "gnuradio" else run_numpy_loopback(cfg, streams)
+    run = run_gnuradio_loopback(cfg, streams) if engine == "gnuradio" else run_numpy_loopback(cfg, streams)
     report = summarize(cfg, run)
     print_summary(report)
     if args.out:
@@ -183,7 +228,8 @@ def _run(args: argparse.Namespace) -> int:
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = __doc__
-    parser.add_argument("--snr", type=float, default=10.0, help="Es/N0 per payload symbol in dB (default 10)")
+    parser.add_argument("--snr", type=float, default=None,
+                        help="Es/N0 per payload symbol in dB (default: channel.snr_db of --config, else 10)")
     parser.add_argument("--channel", choices=("flat", "indoor", "outdoor"), default=None,
                         help="multipath profile (default: channel.profile of the config); indoor/outdoor use "
                              "Rayleigh fading unless --fading says otherwise")

@@ -53,7 +53,7 @@ from semcom.blocks.phy.sigmf_io import FRAME_SPEC_KEY, RecordingError, jsonable,
 from semcom.blocks.phy.tx import FrameTransmitter, normalize_power
 from semcom.config import Config, add_config_arguments, config_from_args
 
-__all__ = ["add_parser", "run", "TxResult", "transmit_streams", "DecodeResult", "decode_chunks",
+__all__ = ["add_parser", "run", "TxResult", "transmit_streams", "DecodeResult", "decode_chunks", "StreamAssembler",
            "save_npz", "stats_json"]
 
 SCALE_KEY = "semcom:payload_scale"
@@ -231,18 +231,48 @@ def _frame_record(fr: Any) -> dict:
     return rec
 
 
+class StreamAssembler:
+    """Puts received frames back into streams (``chunking.Reassembler``) and keeps a compact record.
+
+    ``add(header, payload, noise_var)`` per frame; ``finish()`` hands out the incomplete streams.
+    A stream id reused with another chunk count first hands out the old stream (gaps marked).
+    """
+
+    def __init__(self, spec: FrameSpec):
+        self.reasm = Reassembler(spec.max_payload_symbols)
+        self.counts: dict[int, int] = {}
+        self.streams: list[ReassembledStream] = []
+        self.bad_chunk_index = 0
+
+    def add(self, h: HeaderFields, payload: np.ndarray, noise_var: np.ndarray) -> None:
+        if self.counts.get(h.stream_id, h.chunk_count) != h.chunk_count:
+            self.streams.extend(self.reasm.flush(h.stream_id))
+        self.counts[h.stream_id] = h.chunk_count
+        try:
+            done = self.reasm.add(h.stream_id, h.chunk_index, h.chunk_count, payload, noise_var, header=h)
+        except ValueError:  # chunk index outside chunk count: counted, not placed
+            self.bad_chunk_index += 1
+            return
+        if done is not None:
+            self.streams.append(done)
+            self.counts.pop(h.stream_id, None)
+
+    def finish(self) -> list[ReassembledStream]:
+        self.streams.extend(self.reasm.flush())
+        self.counts.clear()
+        return self.streams
+
+
 def decode_chunks(chunks: Iterable[np.ndarray], spec: FrameSpec, *, keep_payloads: bool = False) -> DecodeResult:
     """Run the numpy ``StreamingReceiver`` over consecutive sample blocks and reassemble streams.
 
-    ``chunks``: complex sample blocks of any size (e.g. ``Recording.chunks(n)``). A stream
-    whose id is reused with another chunk count, and every stream still incomplete at the end,
-    is handed out with its missing chunks marked (never shifted).
+    ``chunks``: complex sample blocks of any size (e.g. ``Recording.chunks(n)``). Every stream
+    still incomplete at the end is handed out with its missing chunks marked (never shifted).
     """
     from semcom.blocks.phy.rx import StreamingReceiver
 
     rx = StreamingReceiver(spec)
-    reasm = Reassembler(spec.max_payload_symbols)
-    counts: dict[int, int] = {}
+    asm = StreamAssembler(spec)
     res = DecodeResult([], [], {}, 0)
     t0 = time.perf_counter()
 
@@ -252,29 +282,18 @@ def decode_chunks(chunks: Iterable[np.ndarray], spec: FrameSpec, *, keep_payload
             if keep_payloads:
                 res.payloads.append(np.asarray(fr.payload, np.complex64))
                 res.noise_vars.append(np.asarray(fr.noise_var, np.float32))
-            h = fr.header
-            if counts.get(h.stream_id, h.chunk_count) != h.chunk_count:
-                res.streams.extend(reasm.flush(h.stream_id))
-            counts[h.stream_id] = h.chunk_count
-            try:
-                done = reasm.add(h.stream_id, h.chunk_index, h.chunk_count, fr.payload, fr.noise_var, header=h)
-            except ValueError:  # chunk index outside chunk count: counted, not placed
-                res.stats["bad_chunk_index"] = res.stats.get("bad_chunk_index", 0) + 1
-                continue
-            if done is not None:
-                res.streams.append(done)
-                counts.pop(h.stream_id, None)
+            asm.add(fr.header, fr.payload, fr.noise_var)
 
     for block in chunks:
         block = np.asarray(block, dtype=np.complex64)
         res.n_samples += block.size
         take(rx.process(block))
     take(rx.flush())
-    res.streams.extend(reasm.flush())
+    res.streams = asm.finish()
     res.seconds = time.perf_counter() - t0
-    extra = res.stats
     res.stats = _stats_dict(getattr(rx, "stats", None))
-    res.stats.update(extra)
+    if asm.bad_chunk_index:
+        res.stats["bad_chunk_index"] = asm.bad_chunk_index
     return res
 
 

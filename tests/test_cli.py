@@ -1,0 +1,255 @@
+"""The ``semcom`` command: help of every subcommand, clean errors, the file round trip
+(tx-file -> external impairment -> rx-file), the loopback demo and a tiny benchmark run."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from semcom.cli import main
+
+PHY_SUBCOMMANDS = ["tx-file", "rx-file", "channel", "zmq-tx", "zmq-rx"]
+
+
+@pytest.mark.parametrize("argv", [[], ["phy"], ["loopback"], ["bench"], ["bench", "phy"]]
+                         + [["phy", s] for s in PHY_SUBCOMMANDS])
+def test_help_exits_zero(argv, capsys):
+    with pytest.raises(SystemExit) as ei:
+        main(argv + ["--help"])
+    assert ei.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_console_script_help():
+    r = subprocess.run([sys.executable, "-m", "semcom.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "loopback" in r.stdout and "phy" in r.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["loopback", "--engine", "numpy"],
+    ["phy", "rx-file", "x.cf32", "--out", "o.npz"],
+    ["bench", "phy", "--only", "noise"],
+])
+def test_bad_config_path_exit_2(argv, tmp_path, capsys):
+    missing = tmp_path / "no_such_config.yaml"
+    assert main(argv + ["--config", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_config.yaml" in err and "not found" in err
+    assert "Traceback" not in err
+
+
+def test_bad_config_value_exit_2(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("channel:\n  snr_db: loud\n")
+    assert main(["loopback", "--engine", "numpy", "--config", str(cfg)]) == 2
+    assert f"{cfg}: channel.snr_db: must be a number" in capsys.readouterr().err
+
+
+def test_bad_override_exit_2(capsys):
+    assert main(["loopback", "--engine", "numpy", "--set", "frame.fft_len=100"]) == 2
+    assert "frame.fft_len" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- file round trip
+def _impair(iq: np.ndarray, snr_db: float, cfo: float, fft_len: int, seed: int) -> np.ndarray:
+    """An impairment done outside our simulator: scipy FIR multipath, a CFO and numpy noise."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    taps = np.array([1.0, 0.0, 0.25j, -0.1])
+    taps /= np.linalg.norm(taps)  # unit average power: SNR stays the average Es/N0
+    y = lfilter(taps, [1.0], np.concatenate([np.zeros(137), iq, np.zeros(200)]))
+    y = y * np.exp(2j * np.pi * cfo / fft_len * np.arange(y.size))
+    n0 = 10 ** (-snr_db / 10)  # Es/N0 per payload symbol with unit-power symbols (snr.py)
+    w = np.sqrt(n0 / 2) * (rng.standard_normal(y.size) + 1j * rng.standard_normal(y.size))
+    return (y + w).astype(np.complex64)
+
+
+@pytest.fixture
+def recording(tmp_path):
+    rng = np.random.default_rng(5)
+    payload = (rng.standard_normal((2, 4000)) + 1j * rng.standard_normal((2, 4000))).astype(np.complex64) * 2.5
+    np.save(tmp_path / "payload.npy", payload)
+    assert main(["phy", "tx-file", "--payload", str(tmp_path / "payload.npy"), "--out", str(tmp_path / "tx"),
+                 "--stream-id", "40", "--set", "model.codec_id=9"]) == 0
+    return tmp_path, payload
+
+
+def test_tx_rx_round_trip_with_external_impairment(recording, capsys):
+    from semcom.blocks.phy.sigmf_io import read_recording, write_recording
+
+    d, payload = recording
+    iq, meta, spec = read_recording(d / "tx")
+    anns = meta["annotations"]
+    assert len(anns) == 4  # 2 streams x 2 chunks (3072 + 928)
+    assert [a["semcom:header"]["chunk_index"] for a in anns] == [0, 1, 0, 1]
+    snr = 18.0
+    y = _impair(iq, snr, cfo=0.8, fft_len=spec.fft_len, seed=1)
+    write_recording(d / "rx", y, meta["global"]["core:sample_rate"], frame_spec=spec,
+                    extra_global={k: v for k, v in meta["global"].items() if k.startswith("semcom:")
+                                  and k != "semcom:frame_spec"})
+    assert main(["phy", "rx-file", str(d / "rx.sigmf-meta"), "--out", str(d / "out.npz"),
+                 "--json", str(d / "stats.json"), "--chunk", "5000"]) == 0
+    out = np.load(d / "out.npz")
+    assert list(out["stream_ids"]) == [40, 41]
+    for i in range(2):
+        sym, nv = out[f"s{i}_symbols"], out[f"s{i}_noise_var"]
+        assert sym.shape == (4000,) and sym.dtype == np.complex64 and nv.dtype == np.float32
+        assert out[f"s{i}_mask"].all() and out[f"s{i}_missing"].size == 0
+        err = np.mean(np.abs(sym - payload[i]) ** 2) / np.mean(np.abs(payload[i]) ** 2)
+        assert -10 * np.log10(err) > snr - 1.5  # back in the payload's own units (scale undone)
+        # the reported noise variance matches the actual error (same units)
+        assert 0.6 < np.mean(nv) / np.mean(np.abs(sym - payload[i]) ** 2) < 1.6
+    assert list(out["frame_stream_id"]) == [40, 40, 41, 41]
+    assert list(out["frame_chunk_index"]) == [0, 1, 0, 1]
+    assert set(out["frame_codec_id"]) == {9} and list(out["frame_n_payload"]) == [3072, 928] * 2
+    assert np.all(np.abs(out["frame_snr_db"] - snr) < 1.5)
+    assert np.all(np.abs(out["frame_cfo"] - 0.8) < 0.05)
+    assert out["frame_noise_var_carrier"].shape == (4, spec.n_data)
+    stats = json.loads((d / "stats.json").read_text())
+    assert stats["frames"] == 4 and stats["receiver"]["frames_ok"] == 4
+    assert all(s["complete"] for s in stats["streams"])
+
+
+def test_cut_frame_is_reported_missing(recording):
+    from semcom.blocks.phy.sigmf_io import read_recording
+
+    d, payload = recording
+    iq, meta, spec = read_recording(d / "tx")
+    a = meta["annotations"][1]  # stream 40, chunk 1
+    start, n = a["core:sample_start"], a["core:sample_count"]
+    cut = np.concatenate([iq[:start], iq[start + n:]])
+    rng = np.random.default_rng(2)
+    y = cut + (np.sqrt(10 ** (-25 / 10) / 2) * (rng.standard_normal(cut.size) + 1j * rng.standard_normal(cut.size)))
+    y.astype(np.complex64).tofile(d / "cut.cf32")  # raw file: no metadata, no scale, config's frame
+    assert main(["phy", "rx-file", str(d / "cut.cf32"), "--sample-rate", "2e6", "--out", str(d / "cut.npz"),
+                 "--json", str(d / "cut.json")]) == 0
+    out = np.load(d / "cut.npz")
+    assert list(out["stream_ids"]) == [41, 40]  # the complete stream is handed out first
+    i40 = list(out["stream_ids"]).index(40)
+    assert list(out[f"s{i40}_missing"]) == [1]
+    mask = out[f"s{i40}_mask"]
+    assert mask[:3072].all() and not mask[3072:].any()
+    assert np.all(np.isinf(out[f"s{i40}_noise_var"][3072:]))
+    # the chunk that did arrive is intact (raw file: unit-power symbols, scale unknown -> 1)
+    scale = np.sqrt(np.mean(np.abs(payload[0]) ** 2))
+    ref = payload[0][:3072] / scale
+    assert np.mean(np.abs(out[f"s{i40}_symbols"][:3072] - ref) ** 2) < 10 ** (-20 / 10)
+    stats = json.loads((d / "cut.json").read_text())
+    s40 = [s for s in stats["streams"] if s["stream_id"] == 40][0]
+    assert s40["missing_chunks"] == [1] and not s40["complete"]
+
+
+def test_digital_round_trip(tmp_path):
+    rng = np.random.default_rng(3)
+    bits = rng.integers(0, 2, 4 * 500, dtype=np.uint8)
+    np.save(tmp_path / "bits.npy", bits)
+    assert main(["phy", "tx-file", "--bits", str(tmp_path / "bits.npy"), "--modulation", "16qam",
+                 "--out", str(tmp_path / "d")]) == 0
+    assert main(["phy", "channel", str(tmp_path / "d"), str(tmp_path / "dc"), "--set", "channel.snr_db=30",
+                 "--set", "channel.cfo=-1.2", "--seed", "4"]) == 0
+    assert main(["phy", "rx-file", str(tmp_path / "dc"), "--out", str(tmp_path / "d.npz")]) == 0
+    out = np.load(tmp_path / "d.npz")
+    assert str(out["s0_kind"]) == "digital:16qam"
+    assert np.array_equal(out["s0_bits"], bits)
+
+
+def test_channel_command_applies_snr(tmp_path):
+    from semcom.blocks.phy.sigmf_io import read_recording
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "p.npy", (rng.standard_normal(96) + 1j * rng.standard_normal(96)).astype(np.complex64))
+    assert main(["phy", "tx-file", "--payload", str(tmp_path / "p.npy"), "--out", str(tmp_path / "a")]) == 0
+    assert main(["phy", "channel", str(tmp_path / "a.sigmf-meta"), str(tmp_path / "b"),
+                 "--set", "channel.snr_db=0", "--seed", "1"]) == 0
+    x, _, _ = read_recording(tmp_path / "a")
+    y, meta, spec = read_recording(tmp_path / "b")
+    n0 = np.mean(np.abs(y - x) ** 2)
+    assert 0.8 < n0 < 1.2  # SNR 0 dB: N0 = 1 per sample
+    assert meta["global"]["semcom:channel"]["snr_db"] == 0 and spec is not None
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["phy", "tx-file", "--payload", "{d}/nope.npy", "--out", "{d}/x"], "nope.npy"),
+    (["phy", "tx-file", "--payload", "{d}/text.npy", "--out", "{d}/x"], "text.npy"),
+    (["phy", "rx-file", "{d}/missing.sigmf-meta", "--out", "{d}/o.npz"], "missing.sigmf-meta"),
+    (["phy", "rx-file", "{d}/odd.cf32", "--out", "{d}/o.npz"], "truncated"),
+])
+def test_phy_bad_input_exit_2(tmp_path, argv, problem, capsys):
+    (tmp_path / "text.npy").write_text("not numpy")
+    (tmp_path / "odd.cf32").write_bytes(b"\0" * 7)
+    assert main([a.format(d=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and "Traceback" not in err
+
+
+def test_rx_file_noise_only_gives_no_frames(tmp_path):
+    rng = np.random.default_rng(9)
+    (rng.standard_normal(40000) + 1j * rng.standard_normal(40000)).astype(np.complex64).tofile(tmp_path / "n.fc32")
+    assert main(["phy", "rx-file", str(tmp_path / "n.fc32"), "--out", str(tmp_path / "n.npz"),
+                 "--json", str(tmp_path / "n.json")]) == 0
+    assert np.load(tmp_path / "n.npz")["stream_ids"].size == 0
+    assert json.loads((tmp_path / "n.json").read_text())["frames"] == 0
+
+
+# ---------------------------------------------------------------------- loopback and bench
+def test_loopback_numpy(tmp_path, capsys):
+    assert main(["loopback", "--engine", "numpy", "--streams", "2", "--symbols", "500", "--snr", "15",
+                 "--cfo", "0.4", "--out", str(tmp_path), "--strict"]) == 0
+    rep = json.loads((tmp_path / "loopback.json").read_text())
+    assert rep["frames_sent"] == rep["frames_matched"] == 2
+    assert abs(rep["snr_estimate_db"]["mean"] - 15) < 1.5
+    assert abs(rep["payload_snr_db"]["mean"] - 15) < 1.5
+    assert abs(rep["cfo_estimate"]["mean"] - 0.4) < 0.05
+    assert "frames sent 2" in capsys.readouterr().out
+
+
+@pytest.mark.gnuradio
+def test_loopback_gnuradio(tmp_path):
+    pytest.importorskip("gnuradio")
+    r = subprocess.run([sys.executable, "-m", "semcom.cli", "loopback", "--engine", "gnuradio", "--streams", "2",
+                        "--symbols", "1000", "--snr", "20", "--out", str(tmp_path), "--strict"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads((tmp_path / "loopback.json").read_text())
+    assert rep["engine"] == "gnuradio" and rep["frames_matched"] == rep["frames_sent"] == 2
+    assert abs(rep["payload_snr_db"]["mean"] - 20) < 2
+
+
+def _finite_numbers(x):
+    if isinstance(x, dict):
+        return all(_finite_numbers(v) for k, v in x.items() if k != "receiver_errors")
+    if isinstance(x, list):
+        return all(_finite_numbers(v) for v in x)
+    if isinstance(x, float):
+        return math.isfinite(x)
+    return True
+
+
+def test_bench_phy_tiny(tmp_path):
+    from semcom import bench_phy
+    from semcom.blocks.phy.frame import FrameSpec
+    from semcom.blocks.phy.sigmf_io import jsonable
+
+    bc = bench_phy.BenchConfig(loss_snrs=(20.0,), loss_frames=1, loss_payload=480,
+                               scenarios=("awgn", "awgn+cfo+timing", "indoor"), det_snrs=(10.0,), det_frames=4,
+                               det_batch=4, noise_samples=50_000, tput_seconds=0.05, gnuradio=False)
+    res = bench_phy.run_bench(bc, FrameSpec())
+    loss = res["implementation_loss"]
+    assert [r["scenario"] for r in loss] == ["awgn", "awgn+cfo+timing", "indoor"]
+    for r in loss:
+        assert r["missed"] == 0 and not r["receiver_errors"]
+        assert 10 < r["payload_snr_rx_db"] < 25 and 10 < r["payload_snr_genie_db"] < 25
+        assert -1.0 < r["loss_db"] < 3.0
+    assert res["detection"][0]["sent"] == 4 and res["detection"][0]["detected"] == 4
+    assert res["noise_only"]["false_frames"] == 0 and res["noise_only"]["samples"] == 50_000
+    tp = res["throughput"]
+    assert tp["rates"]["numpy_tx"] > 0 and tp["rates"]["numpy_rx"] > 0
+    assert tp["ratio"]["numpy_rx"] == pytest.approx(tp["rates"]["numpy_rx"] / bench_phy.LINK_RATE)
+    text = bench_phy.format_tables(res)
+    assert "implementation loss" in text and "detection" in text and "throughput" in text
+    data = json.loads(json.dumps(jsonable(res)))
+    assert _finite_numbers(data)
