@@ -253,3 +253,35 @@ def test_bench_phy_tiny(tmp_path):
     assert "implementation loss" in text and "detection" in text and "throughput" in text
     data = json.loads(json.dumps(jsonable(res)))
     assert _finite_numbers(data)
+
+
+@pytest.mark.gnuradio
+def test_zmq_two_process_link(tmp_path):
+    """``semcom phy zmq-rx`` and ``zmq-tx`` as two processes over localhost, channel in between."""
+    pytest.importorskip("gnuradio.zeromq")
+    import socket
+
+    with socket.socket() as s:  # a free local port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addr = f"tcp://127.0.0.1:{port}"
+    cli = [sys.executable, "-m", "semcom.cli", "phy"]
+    rx = subprocess.Popen(cli + ["zmq-rx", "--address", addr, "--frames", "2", "--timeout", "30", "--max-seconds", "90",
+                                 "--set", "channel.snr_db=25", "--set", "channel.cfo=0.5",
+                                 "--out", str(tmp_path / "z.npz"), "--json", str(tmp_path / "z.json")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        tx = subprocess.run(cli + ["zmq-tx", "--address", addr, "--streams", "2", "--symbols", "600",
+                                   "--connect-wait", "1.5", "--timeout", "60"],
+                            capture_output=True, text=True, timeout=120)
+        out, _ = rx.communicate(timeout=120)
+    finally:
+        if rx.poll() is None:
+            rx.kill()
+            rx.wait()
+    assert tx.returncode == 0, tx.stdout + tx.stderr
+    assert rx.returncode == 0, out
+    z = np.load(tmp_path / "z.npz")
+    assert sorted(z["stream_ids"]) == [0, 1] and all(z[f"s{i}_mask"].all() for i in range(2))
+    assert np.all(np.abs(z["frame_snr_db"] - 25) < 2) and np.all(np.abs(z["frame_cfo"] - 0.5) < 0.05)
+    assert json.loads((tmp_path / "z.json").read_text())["frames"] == 2

@@ -446,9 +446,19 @@ def _topblocks():
     return topblocks
 
 
+def _wait(cond, timeout: float, poll: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(poll)
+    return bool(cond())
+
+
 def _cmd_zmq_tx(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    tb = _topblocks()
+    tb_mod = _topblocks()
+    spec = cfg.frame
     if args.payload:
         a = _load_npy(args.payload, "payload")
         streams = _streams_from_array(a, args.payload)
@@ -457,14 +467,81 @@ def _cmd_zmq_tx(args: argparse.Namespace) -> int:
         streams = [(rng.standard_normal(args.symbols) + 1j * rng.standard_normal(args.symbols)) / np.sqrt(2)
                    for _ in range(args.streams)]
     address = args.address or cfg.radio.zmq_address
-    return int(tb.run_zmq_tx(cfg, streams, address=address, repeat=args.repeat) or 0)
+    sends, total, n_frames = [], 0, 0
+    for rep in range(args.repeat):
+        for i, x in enumerate(streams):
+            x, _ = normalize_power(np.asarray(x).ravel())
+            sid = (cfg.link.stream_id + rep * len(streams) + i) & 0xFFFF
+            sends.append((x, sid))
+            for a0, b0 in _spans(x.size, spec.max_payload_symbols):
+                total += spec.frame_len(b0 - a0)
+                n_frames += 1
+    tb = tb_mod.ZmqTx(spec, address)
+    tb.start()
+    try:
+        time.sleep(args.connect_wait)  # let the receiver connect before the first burst
+        for x, sid in sends:
+            tb.send(x, stream_id=sid, codec_id=cfg.model.codec_id)
+        ok = _wait(lambda: tb.samples_sent() >= total, args.timeout)
+        time.sleep(args.linger)
+    finally:
+        tb.stop()
+        tb.wait()
+    print(json.dumps({"address": address, "streams": len(sends), "frames": n_frames, "samples": tb.samples_sent(),
+                      "expected_samples": total, "ok": ok}), flush=True)
+    return 0 if ok else 1
+
+
+def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
+    from semcom.blocks.phy.chunking import split_chunks
+
+    return split_chunks(n, chunk)
 
 
 def _cmd_zmq_rx(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    tb = _topblocks()
+    tb_mod = _topblocks()
+    spec = cfg.frame
     address = args.address or cfg.radio.zmq_address
-    return int(tb.run_zmq_rx(cfg, address=address, out=args.out, json_path=args.json, timeout_s=args.timeout) or 0)
+    tb = tb_mod.ZmqRx(spec, address, channel=None if args.no_channel else cfg.channel)
+    res = DecodeResult([], [], {}, 0)
+    asm = StreamAssembler(spec)
+    names = list(HeaderFields().as_dict())
+    seen, last_new, t0 = 0, time.monotonic(), time.monotonic()
+    tb.start()
+    try:
+        while True:
+            frames = tb.collector.frames()
+            for meta, payload in frames[seen:]:
+                h = HeaderFields(**{k: int(meta[k]) for k in names if k in meta})
+                nv = np.asarray(meta.get("noise_var", np.zeros(payload.size)), dtype=np.float32)
+                res.frames.append(dict(h.as_dict(), start=int(meta.get("start", -1)),
+                                       snr_db=float(meta.get("snr_db", np.nan)), cfo=float(meta.get("cfo", np.nan)),
+                                       noise_var_carrier=None))
+                asm.add(h, np.asarray(payload, np.complex64), nv)
+                print(json.dumps({k: res.frames[-1][k] for k in ("frame_counter", "stream_id", "chunk_index",
+                                                                 "chunk_count", "n_payload", "snr_db", "cfo")}),
+                      flush=True)
+                last_new = time.monotonic()
+            seen = len(frames)
+            now = time.monotonic()
+            if (args.frames and seen >= args.frames) or now - last_new > args.timeout or now - t0 > args.max_seconds:
+                break
+            time.sleep(0.02)
+    finally:
+        tb.stop()
+        tb.wait()
+    res.streams = asm.finish()
+    res.seconds = time.monotonic() - t0
+    res.stats = _stats_dict(tb.rx.stats())
+    res.n_samples = int(res.stats.get("samples", 0))
+    if args.out:
+        save_npz(args.out, res)
+    summary = stats_json(res, spec, {"address": address, "channel": None if args.no_channel else cfg.channel.to_dict()})
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({"received": seen, "streams": summary["streams"], "receiver": summary["receiver"]}), flush=True)
+    return 0 if (not args.frames or seen >= args.frames) else 1
 
 
 # ====================================================================== argparse
@@ -520,21 +597,34 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.set_defaults(func=_cmd_channel)
 
-    p = sub.add_parser("zmq-tx", help="GNU Radio transmitter pushing IQ over ZMQ (two-process link)")
-    p.add_argument("--payload", metavar="X.npy", default=None, help="analog payload (default: random symbols)")
+    p = sub.add_parser("zmq-tx", help="GNU Radio transmitter pushing IQ over ZMQ (two-process link)",
+                       description="Send payload streams through semcom_ofdm_tx into a ZMQ PUSH socket (binds "
+                                   "radio.zmq_address, localhost by default). Start 'semcom phy zmq-rx' first or "
+                                   "within --connect-wait seconds.")
+    p.add_argument("--payload", metavar="X.npy", default=None, help="analog payload [n] or [n_streams, n] "
+                                                                     "(default: random unit-power symbols)")
     p.add_argument("--streams", type=int, default=3, help="random streams when no --payload")
     p.add_argument("--symbols", type=int, default=3072, help="symbols per random stream")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeat", type=int, default=1, help="send the payload this many times")
+    p.add_argument("--repeat", type=int, default=1, help="send the payload this many times (new stream ids)")
     p.add_argument("--address", default=None, help="ZMQ endpoint to bind (default: radio.zmq_address)")
+    p.add_argument("--connect-wait", type=float, default=1.0, help="seconds to wait for the receiver to connect")
+    p.add_argument("--linger", type=float, default=1.0, help="seconds to keep the socket open after the last sample")
+    p.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
     add_config_arguments(p)
     p.set_defaults(func=_cmd_zmq_tx)
 
-    p = sub.add_parser("zmq-rx", help="GNU Radio receiver pulling IQ over ZMQ, channel applied in between")
+    p = sub.add_parser("zmq-rx", help="GNU Radio receiver pulling IQ over ZMQ, channel applied in between",
+                       description="Pull IQ from a ZMQ socket (connects to radio.zmq_address), apply the "
+                                   "configured channel (unless --no-channel), decode with semcom_ofdm_rx; print "
+                                   "one JSON line per frame, write payloads (.npz) and statistics (JSON).")
     p.add_argument("--address", default=None, help="ZMQ endpoint to connect to (default: radio.zmq_address)")
-    p.add_argument("--out", default=None, metavar="OUT.npz")
+    p.add_argument("--frames", type=int, default=0, help="stop after this many frames (0: on --timeout)")
+    p.add_argument("--timeout", type=float, default=10.0, help="stop after this many seconds without a new frame")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="stop after this many seconds in any case")
+    p.add_argument("--no-channel", action="store_true", help="no channel simulator between TX and RX")
+    p.add_argument("--out", default=None, metavar="OUT.npz", help="payloads as in rx-file")
     p.add_argument("--json", default=None, metavar="STATS.json")
-    p.add_argument("--timeout", type=float, default=10.0, help="stop after this many seconds without frames")
     add_config_arguments(p)
     p.set_defaults(func=_cmd_zmq_rx)
 
