@@ -42,8 +42,10 @@ Conventions (units)
   ``rician`` (the first path has a fixed line-of-sight part of phase 0 and K-factor
   ``k_factor_db``; the others are Rayleigh). Block fading: a new independent realisation every
   ``block_len`` samples (0 = one realisation for the whole stream). Blocks are counted on the
-  input time axis from the first sample fed (after the integer delay line; sample ``i`` of the
-  input belongs to block ``i // block_len``).
+  *input* time axis: input sample ``i`` belongs to block ``i // block_len``, and every output
+  sample in which that delayed input sample arrives on the earliest tap uses that block's taps.
+  So frames fed at multiples of ``block_len`` (e.g. ``block_len`` = frame length) each see one
+  realisation, whatever the timing offset.
 
 Fractional delays
 -----------------
@@ -376,8 +378,8 @@ class ChannelSimulator:
         return (g @ self._path_kernels) * self._avg_norm
 
     def block_of(self, input_index: int) -> int:
-        """Fading block of input sample ``input_index`` (counted after the integer delay line)."""
-        return 0 if self.config.block_len == 0 else int(input_index) // self.config.block_len
+        """Fading block of input sample ``input_index`` (index in the stream fed to ``apply``)."""
+        return 0 if self.config.block_len == 0 else max(int(input_index), 0) // self.config.block_len
 
     def impulse_response(self, input_index: int | None = None) -> np.ndarray:
         """Taps applied around input sample ``input_index`` (default: the latest block); complex128 [n_taps].
@@ -424,12 +426,12 @@ class ChannelSimulator:
     def _fir(self, x: np.ndarray) -> np.ndarray:
         if self._identity_fir or x.size == 0:
             if x.size:
-                self._block_taps(self.block_of(self._n_fir + x.size - 1))
+                self._block_taps(self.block_of(self._n_fir + x.size - 1 - self.delay_samples))
             self._n_fir += x.size
             return x
         n, m_taps = x.size, self._fir_hist.size + 1
         ext = np.concatenate([self._fir_hist, x])  # [m_taps - 1 + n]
-        idx = self._n_fir + np.arange(n)
+        idx = np.maximum(self._n_fir - self.delay_samples + np.arange(n), 0)  # input time of tap 0
         blocks = idx // self.config.block_len if self.config.block_len else np.zeros(n, np.int64)
         b0, b1 = int(blocks[0]), int(blocks[-1])
         table = np.stack([self._block_taps(b) for b in range(b0, b1 + 1)])  # [n_blocks, m_taps]
