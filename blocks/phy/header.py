@@ -201,18 +201,8 @@ def conv_encode(bits: np.ndarray) -> np.ndarray:
     return out.ravel()
 
 
-def viterbi_decode(llr: np.ndarray, n_bits: int) -> np.ndarray:
-    """Soft Viterbi for ``conv_encode``; ``llr`` float [2 * (n_bits + K - 1)], positive = bit 0.
-
-    Returns uint8 [n_bits]. Erased positions (LLR 0) are allowed.
-    """
-    llr = np.asarray(llr, dtype=np.float64).reshape(-1, 2)
-    n = llr.shape[0]
-    # branch metric: correlation of the LLR with the +-1 image of the expected bits
-    sign = 1.0 - 2.0 * _OUT  # [S, 2, 2]
-    metric = np.full(_NSTATES, -np.inf)
-    metric[0] = 0.0
-    # predecessor tables: for each next state, the two (state, bit) pairs leading to it
+def _predecessors() -> tuple[np.ndarray, np.ndarray]:
+    """For each next state, the two (state, input bit) pairs leading to it; int64 [n_states, 2] each."""
     prev_state = np.zeros((_NSTATES, 2), dtype=np.int64)
     prev_bit = np.zeros((_NSTATES, 2), dtype=np.int64)
     counts = np.zeros(_NSTATES, dtype=np.int64)
@@ -222,18 +212,39 @@ def viterbi_decode(llr: np.ndarray, n_bits: int) -> np.ndarray:
             prev_state[ns, counts[ns]] = s
             prev_bit[ns, counts[ns]] = b
             counts[ns] += 1
+    return prev_state, prev_bit
+
+
+_PREV_STATE, _PREV_BIT = _predecessors()
+# +-1 image of the expected output bits of the branch (prev_state -> state): [n_states, 2 (branch), 2 (bit i)]
+_PREV_SIGN = (1.0 - 2.0 * _OUT[_PREV_STATE, _PREV_BIT]).astype(np.float64)
+
+
+def viterbi_decode(llr: np.ndarray, n_bits: int) -> np.ndarray:
+    """Soft Viterbi for ``conv_encode``; ``llr`` float [2 * (n_bits + K - 1)], positive = bit 0.
+
+    Returns uint8 [n_bits]. Erased positions (LLR 0) are allowed. Branch metrics (correlation
+    of the LLRs with the +-1 image of the expected bits) are computed for all steps at once;
+    the add-compare-select loop then costs a few numpy calls per step. Ties keep branch 0.
+    """
+    llr = np.asarray(llr, dtype=np.float64).reshape(-1, 2)
+    n = llr.shape[0]
+    bm = llr[:, None, None, 0] * _PREV_SIGN[None, :, :, 0] + llr[:, None, None, 1] * _PREV_SIGN[None, :, :, 1]  # [n, S, 2]
+    metric = np.full(_NSTATES, -np.inf)
+    metric[0] = 0.0
     decisions = np.zeros((n, _NSTATES), dtype=np.int8)
     for t in range(n):
-        bm = sign @ llr[t]  # [S, 2]
-        cand = metric[prev_state] + bm[prev_state, prev_bit]  # [S, 2]
-        choice = np.argmax(cand, axis=1)
-        metric = cand[np.arange(_NSTATES), choice]
+        cand = metric[_PREV_STATE] + bm[t]  # [S, 2]
+        choice = cand[:, 1] > cand[:, 0]
+        metric = np.where(choice, cand[:, 1], cand[:, 0])
         decisions[t] = choice
     state, bits = 0, np.empty(n, dtype=np.uint8)  # tail bits force state 0
+    dec = decisions.tolist()
+    ps, pb = _PREV_STATE.tolist(), _PREV_BIT.tolist()
     for t in range(n - 1, -1, -1):
-        c = decisions[t, state]
-        bits[t] = prev_bit[state, c]
-        state = prev_state[state, c]
+        c = dec[t][state]
+        bits[t] = pb[state][c]
+        state = ps[state][c]
     return bits[:n_bits]
 
 
