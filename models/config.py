@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from .definitions import parse_ratio
 
-__all__ = ["ConfigError", "JSCCConfig", "ChannelConfig", "UNetConfig", "jscc_preset",
-           "unet_preset", "config_from_dict", "config_to_dict"]
+__all__ = ["ConfigError", "JSCCConfig", "ChannelConfig", "UNetConfig", "ClassifierConfig", "jscc_preset",
+           "unet_preset", "classifier_preset", "config_from_dict", "config_to_dict"]
 
 
 class ConfigError(ValueError):
@@ -140,6 +140,32 @@ class UNetConfig:
     @property
     def stride(self) -> int:
         return 2 ** (len(self.channels) - 1)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """CIFAR-10 ResNet for the evaluation metrics (see ``classifier.py``)."""
+
+    channels: tuple[int, ...] = (32, 64, 128)  # width per stage; each later stage halves the resolution
+    blocks: int = 2                            # residual blocks per stage
+    num_classes: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if not self.channels:
+            raise ConfigError("classifier.channels", "needs at least one stage")
+        _check_positive_ints("classifier", blocks=self.blocks, num_classes=self.num_classes,
+                             **{f"channels[{i}]": c for i, c in enumerate(self.channels)})
+
+
+def classifier_preset(preset: str) -> ClassifierConfig:
+    if preset == "cpu":
+        return ClassifierConfig(channels=(32, 64, 128), blocks=2)
+    if preset == "gpu":
+        return ClassifierConfig(channels=(64, 128, 256), blocks=2)
+    if preset == "tiny":
+        return ClassifierConfig(channels=(8, 16), blocks=1)
+    raise ConfigError("preset", f"unknown preset {preset!r} (cpu, gpu, tiny)")
 
 
 def jscc_preset(preset: str, ratio: str) -> JSCCConfig:

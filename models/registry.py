@@ -7,7 +7,8 @@ checkpoint module.
 from __future__ import annotations
 
 from .checkpoint import register_model
-from .config import JSCCConfig, UNetConfig
+from .classifier import Classifier
+from .config import ClassifierConfig, JSCCConfig, UNetConfig
 from .consistency import ConsistencyFunction
 from .edm import EDMDenoiser
 from .jscc import JSCC
@@ -26,3 +27,4 @@ def _consistency(cfg: UNetConfig) -> ConsistencyFunction:
 
 register_model("teacher", UNetConfig, _teacher)
 register_model("consistency", UNetConfig, _consistency)
+register_model("classifier", ClassifierConfig, Classifier)

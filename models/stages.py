@@ -8,15 +8,16 @@ a shipped checkpoint holds) and ``epoch`` (fractional epochs seen).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
-
-import copy
+import torch.nn.functional as F
 
 from .channel import Channel
 from .checkpoint import load_model
-from .config import ChannelConfig, jscc_preset, unet_preset
+from .classifier import Classifier
+from .config import ChannelConfig, classifier_preset, jscc_preset, unet_preset
 from .consistency import ConsistencyFunction, consistency_distillation_loss
 from .data import BatchSampler, load_cifar10, synthetic_images
 from .edm import EDMDenoiser, edm_loss
@@ -25,7 +26,7 @@ from .metrics import psnr
 from .samplers import consistency_sigmas, karras_sigmas, sample_consistency, sample_heun
 from .unet import UNet
 
-__all__ = ["build_stage", "JSCCStage", "TeacherStage", "ConsistencyStage", "load_images", "EVAL_SNRS_DB"]
+__all__ = ["build_stage", "JSCCStage", "TeacherStage", "ConsistencyStage", "ClassifierStage", "load_images", "EVAL_SNRS_DB"]
 
 EVAL_SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0)
 
@@ -34,7 +35,9 @@ def load_images(opts, g: torch.Generator) -> tuple[BatchSampler, torch.Tensor, t
     """Training sampler and a fixed evaluation set (uint8 ``[N, 3, H, W]``) for ``opts``."""
     if opts.synthetic:
         x = synthetic_images(opts.synthetic, seed=opts.seed)
-        return BatchSampler(x, min(opts.batch, len(x)), g, crop_pad=opts.crop_pad), x[: opts.eval_images], None
+        y = x.float().mean(dim=(2, 3)).argmax(dim=1)  # a learnable label: the dominant colour
+        return (BatchSampler(x, min(opts.batch, len(x)), g, crop_pad=opts.crop_pad, labels=y),
+                x[: opts.eval_images], y[: opts.eval_images])
     x, y = load_cifar10(opts.data, "train")
     xt, yt = load_cifar10(opts.data, "test", limit=opts.eval_images)
     return BatchSampler(x, opts.batch, g, crop_pad=opts.crop_pad, labels=y), xt, yt
@@ -199,8 +202,41 @@ class ConsistencyStage(_DiffusionStage):
         return m
 
 
+class ClassifierStage:
+    """Cross-entropy training of the evaluation classifier on clean images (flip + crop)."""
+
+    kind = "classifier"
+    key_metric = "accuracy"
+
+    def __init__(self, opts, g: torch.Generator):
+        self.config = classifier_preset(opts.preset)
+        self.model = Classifier(self.config)
+        self.sampler, self.eval_x, self.eval_y = load_images(opts, g)
+        self.sampler.crop_pad = max(opts.crop_pad, 4)
+
+    @property
+    def epoch(self) -> float:
+        return self.sampler.epoch + self.sampler._pos / len(self.sampler.images)
+
+    def loss(self, g: torch.Generator, step: int) -> torch.Tensor:
+        x, y = self.sampler.next()
+        return F.cross_entropy(self.model(x), y, label_smoothing=0.1)
+
+    @torch.no_grad()
+    def evaluate(self, ema: Classifier) -> dict[str, float]:
+        correct = 0
+        for i in range(0, len(self.eval_x), 500):
+            logits = ema(self.eval_x[i: i + 500].float() / 255.0)
+            correct += (logits.argmax(1) == self.eval_y[i: i + 500]).sum().item()
+        return {"accuracy": correct / len(self.eval_x)}
+
+    def export(self, ema: Classifier) -> Classifier:
+        return ema
+
+
 def build_stage(opts, g: torch.Generator):
-    stages = {"jscc": JSCCStage, "teacher": TeacherStage, "consistency": ConsistencyStage}
+    stages = {"jscc": JSCCStage, "teacher": TeacherStage, "consistency": ConsistencyStage,
+              "classifier": ClassifierStage}
     if opts.stage not in stages:
         raise ValueError(f"stage {opts.stage!r} is not available yet (have: {', '.join(stages)})")
     return stages[opts.stage](opts, g)

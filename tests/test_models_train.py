@@ -74,3 +74,11 @@ def test_diffusion_stage_needs_checkpoints(tmp_path):
     import pytest
     with pytest.raises(ValueError, match="--jscc"):
         train(_opts(tmp_path, stage="teacher"))
+
+
+def test_classifier_stage_learns_synthetic_labels(tmp_path):
+    metrics = train(_opts(tmp_path, stage="classifier", out=str(tmp_path / "k"), synthetic=64, steps=60,
+                          eval_every=60, eval_images=64))
+    assert metrics["accuracy"] > 0.6  # 3 balanced-ish classes: chance is ~0.33
+    model, _, _ = load_model(tmp_path / "k" / "best.safetensors", kind="classifier")
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
