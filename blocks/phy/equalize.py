@@ -1,0 +1,108 @@
+"""Pilot phase tracking and zero-forcing equalisation (no decision feedback). Pure numpy.
+
+After the channel estimate ``H`` (taken at the training symbols), OFDM symbol ``t`` sees
+``H[k] * exp(1j * (phi_t + beta_t * k))``: a common phase ``phi_t`` (residual CFO, phase noise)
+and a phase slope ``beta_t`` over carriers (timing drift from a sampling-frequency offset).
+Both are measured on the pilots of every symbol and smoothed over symbols, because raw
+estimates from a handful of pilots cost about 0.5 dB of SNR:
+
+* ``beta``: least-squares line over the symbol index (an SFO makes the slope grow linearly);
+* ``phi``: least-squares line (residual CFO) plus a centred moving average of the remainder
+  (phase noise). The window balances the pilot noise ``s2 = N0 / (2 sum|H X|^2)`` per symbol
+  against the phase-noise increment variance ``q`` measured from the remainder:
+  ``W ~ sqrt(12 s2 / q)`` (odd, 1..31), i.e. long when there is no phase noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["track_phase", "phase_grid", "moving_average", "auto_window"]
+
+
+def moving_average(x: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over ``window`` samples, centred, shifted inside the ends; float64 [len(x)].
+
+    Near the ends the window keeps its full length (it slides to stay inside the sequence), so the
+    first and last samples are as well averaged as the middle ones.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.size
+    w = min(int(window), n)
+    if n == 0 or w <= 1:
+        return x.copy()
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    a = np.clip(np.arange(n) - w // 2, 0, n - w)
+    return (c[a + w] - c[a]) / w
+
+
+def _line(y: np.ndarray) -> np.ndarray:
+    """Least-squares straight line through ``y`` over its index; float64 [len(y)]."""
+    n = y.size
+    if n < 2:
+        return y.astype(np.float64)
+    t = np.arange(n, dtype=np.float64)
+    slope, icpt = np.polyfit(t, y, 1)
+    return icpt + slope * t
+
+
+def auto_window(resid: np.ndarray, s2: float, lo: int = 1, hi: int = 31) -> int:
+    """Odd moving-average length for a phase remainder ``resid`` [n] with estimation noise ``s2`` rad^2.
+
+    A random-walk phase noise of increment variance ``q`` per symbol makes the structure function
+    ``D(m) = mean((r[t+m] - r[t])^2)`` grow as ``2 s2 + q m``; ``q`` is its fitted slope over lags
+    1..10 (insensitive to the pilot noise). Smoothing error ``s2 / W + q W / 12`` is smallest at
+    ``W = sqrt(12 s2 / q)``.
+    """
+    n = resid.size
+    if n < 4:
+        return 3 if n >= 3 else 1
+    lags = np.arange(1, min(10, n // 3) + 1)
+    d = np.array([np.mean((resid[m:] - resid[:-m]) ** 2) for m in lags])
+    q = float(np.polyfit(lags, d, 1)[0]) if lags.size >= 2 else float(d[0] - 2 * s2)
+    q = max(q, 1e-4 * s2, 1e-14)
+    w = int(np.sqrt(12 * s2 / q))
+    return int(np.clip(w - (1 - w % 2), lo, hi))
+
+
+def track_phase(z: np.ndarray, w: np.ndarray, kp: np.ndarray, window: int | None = None,
+                n0: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed common phase and phase slope of every OFDM symbol from its pilots.
+
+    Input: ``z`` complex [n_sym, n_pilots], received pilots divided by channel and pilot value
+    (ideally ``exp(1j*(phi_t + beta_t*k))``); ``w`` float [n_pilots] weights (``|H X|^2``, the
+    inverse noise variance of ``z`` times N0); ``kp`` pilot carrier indices [n_pilots];
+    ``window`` symbols of the moving average on the common phase (odd), or None to choose it from
+    the data (``auto_window``, needs ``n0``, the noise variance per received sample).
+    Output: ``phi`` float64 [n_sym] (rad), ``beta`` float64 [n_sym] (rad per carrier).
+    """
+    n_sym = z.shape[0]
+    if n_sym == 0:
+        return np.zeros(0), np.zeros(0)
+    kp = np.asarray(kp, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    kbar = float(np.sum(w * kp) / np.sum(w))
+    kc = kp - kbar
+    # raw slope per symbol from the angles around the symbol's own common phase
+    c0 = z @ w  # [n_sym]
+    ang = np.angle(z * np.exp(-1j * np.angle(c0))[:, None])  # [n_sym, n_p]
+    beta_raw = (ang * (w * kc)[None, :]).sum(axis=1) / np.sum(w * kc * kc)
+    beta = _line(beta_raw)
+    # common phase at carrier 0 once the slope is removed
+    c = (z * np.exp(-1j * beta[:, None] * kp[None, :])) @ w  # [n_sym]
+    drift = float(np.angle(np.sum(c[1:] * np.conj(c[:-1])))) if n_sym > 1 else 0.0
+    t = np.arange(n_sym, dtype=np.float64)
+    phi0 = float(np.angle(np.sum(c * np.exp(-1j * drift * t))))
+    unwrapped = phi0 + drift * t + np.angle(c * np.exp(-1j * (phi0 + drift * t)))
+    trend = _line(unwrapped)
+    resid = unwrapped - trend
+    if window is None:
+        s2 = (n0 if n0 is not None else 0.0) / (2 * float(np.sum(w)))
+        window = auto_window(resid, s2)
+    phi = trend + moving_average(resid, window)
+    return phi, beta
+
+
+def phase_grid(phi: np.ndarray, beta: np.ndarray, carriers: np.ndarray) -> np.ndarray:
+    """``exp(1j*(phi_t + beta_t*k))`` for symbols x carriers; complex128 [n_sym, n_carriers]."""
+    return np.exp(1j * (phi[:, None] + beta[:, None] * np.asarray(carriers, dtype=np.float64)[None, :]))
