@@ -30,6 +30,7 @@ becomes noise of variance ``N0`` on every subcarrier. Hence Es/N0 of a payload s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -252,13 +253,14 @@ class FrameSpec:
     def replace(self, **changes: Any) -> "FrameSpec":
         return dataclasses.replace(self, **changes)
 
-    @property
+    @functools.cached_property
     def spec_id(self) -> int:
         """8-bit fingerprint of every field that changes the waveform; carried in each header.
 
         A receiver configured with another frame description rejects the frame instead of
         delivering garbage (``max_payload_symbols``, ``guard_len`` and ``sc_threshold`` do not
-        change how a frame is demodulated and are left out).
+        change how a frame is demodulated and are left out). Computed once per instance (the
+        spec is immutable; transmitter and receiver read it for every frame).
         """
         d = self.to_dict()
         for k in ("max_payload_symbols", "guard_len", "sc_threshold", "payload_kind", "payload_modulation"):
