@@ -56,7 +56,7 @@ class BenchConfig:
     """Sizes of one benchmark run (``quick()`` / ``full()`` / a tiny one for tests)."""
 
     loss_snrs: tuple[float, ...] = (0, 5, 10, 15, 20, 25, 30)
-    loss_frames: int = 24
+    loss_frames: int = 200
     loss_payload: int = 3072
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
     det_snrs: tuple[float, ...] = tuple(range(-3, 11))
@@ -192,7 +192,7 @@ def detection(spec: FrameSpec, cfg: BenchConfig, sample_rate: float = LINK_RATE,
     for snr in cfg.det_snrs:
         rng = np.random.default_rng([cfg.seed, 7, int(snr * 10) + 1000])
         tx = FrameTransmitter(spec)
-        sent = ok = false = hfail = 0
+        sent = ok = false = hfail = cands = 0
         errors: list[str] = []
         t0 = time.perf_counter()
         while sent < cfg.det_frames:
@@ -210,10 +210,11 @@ def detection(spec: FrameSpec, cfg: BenchConfig, sample_rate: float = LINK_RATE,
             ok += len(got & counters)
             false += sum(1 for g in frames if g.header.frame_counter not in counters)
             hfail += _header_failures(stats)
+            cands += int(stats.get("detections", 0))
             sent += n
         row = {"snr_db": float(snr), "sent": sent, "detected": ok, "detection_rate": ok / sent,
                "header_failures": hfail, "header_error_rate": hfail / max(1, ok + hfail), "false_frames": false,
-               "receiver_errors": errors, "seconds": time.perf_counter() - t0}
+               "sc_candidates": cands, "receiver_errors": errors, "seconds": time.perf_counter() - t0}
         rows.append(row)
         if progress:
             progress(f"detection {snr:5.1f} dB: {ok}/{sent} ({100 * ok / sent:.2f} %), header failures {hfail}, "
@@ -265,14 +266,15 @@ def _numpy_throughput(spec: FrameSpec, seconds: float, seed: int) -> dict[str, A
 
 
 def _gr_throughput(spec: FrameSpec, seconds: float) -> dict[str, Any]:
+    """GNU Radio TX (PDUs -> bursts) and RX (frames at 30 dB; and noise only) via ``topblocks``."""
     from semcom.blocks.gr import topblocks
 
-    out = {}
-    for name, fn in (("gnuradio_tx", "measure_tx_throughput"), ("gnuradio_rx", "measure_rx_throughput")):
-        f = getattr(topblocks, fn)
-        r = f(spec, seconds=seconds)
-        out[name] = float(r["samples_per_second"] if isinstance(r, dict) else r)
-    return out
+    n = 4_000_000 if seconds >= 2.0 else 1_000_000  # round sizes (an odd count once left the RX waiting)
+    runs = {"gnuradio_tx": topblocks.measure_tx_throughput(spec, seconds=seconds),
+            "gnuradio_rx": topblocks.measure_rx_throughput(spec, n_samples=n),
+            "gnuradio_rx_noise": topblocks.measure_rx_throughput(spec, n_samples=n, noise_only=True)}
+    return {k: float(v.get("samples_per_s", v.get("samples_per_second"))) if isinstance(v, dict) else float(v)
+            for k, v in runs.items()}
 
 
 def throughput(spec: FrameSpec, cfg: BenchConfig) -> dict[str, Any]:
@@ -345,10 +347,11 @@ def format_tables(res: dict[str, Any]) -> str:
     det = res.get("detection")
     if det:
         lines += ["", "(b) frame detection and header errors (AWGN, CFO +-2.5 subcarriers, timing offset)",
-                  f"{'SNR dB':>7s} {'sent':>6s} {'detected':>9s} {'rate %':>8s} {'hdr err %':>9s} {'false':>6s}"]
+                  f"{'SNR dB':>7s} {'sent':>6s} {'detected':>9s} {'rate %':>8s} {'hdr err %':>9s} {'false':>6s} "
+                  f"{'S&C cand.':>9s}"]
         for r in det:
             lines.append(f"{r['snr_db']:7.1f} {r['sent']:6d} {r['detected']:9d} {100 * r['detection_rate']:8.2f} "
-                         f"{100 * r['header_error_rate']:9.2f} {r['false_frames']:6d}")
+                         f"{100 * r['header_error_rate']:9.2f} {r['false_frames']:6d} {r.get('sc_candidates', 0):9d}")
         hi = [r for r in det if r["snr_db"] >= 3]
         if hi:
             worst = min(r["detection_rate"] for r in hi)
@@ -364,7 +367,7 @@ def format_tables(res: dict[str, Any]) -> str:
     if tp:
         lines += ["", f"(c) throughput (samples/s; ratio to a {tp['link_rate'] / 1e6:g} MS/s link, target >= 5x)"]
         for k, v in tp["rates"].items():
-            lines.append(f"{k:14s} {v / 1e6:8.2f} MS/s  {tp['ratio'][k]:6.1f}x  "
+            lines.append(f"{k:18s} {v / 1e6:8.2f} MS/s  {tp['ratio'][k]:6.1f}x  "
                          f"{'yes' if tp['ratio'][k] >= 5 else 'no'}")
         if tp.get("gnuradio_error"):
             lines.append(f"GNU Radio chains not measured: {tp['gnuradio_error']}")

@@ -446,15 +446,6 @@ def _topblocks():
     return topblocks
 
 
-def _wait(cond, timeout: float, poll: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(poll)
-    return bool(cond())
-
-
 def _cmd_zmq_tx(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     tb_mod = _topblocks()
@@ -482,7 +473,10 @@ def _cmd_zmq_tx(args: argparse.Namespace) -> int:
         time.sleep(args.connect_wait)  # let the receiver connect before the first burst
         for x, sid in sends:
             tb.send(x, stream_id=sid, codec_id=cfg.model.codec_id)
-        ok = _wait(lambda: tb.samples_sent() >= total, args.timeout)
+        deadline = time.monotonic() + args.timeout
+        while tb.samples_sent() < total and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ok = tb.samples_sent() >= total
         time.sleep(args.linger)
     finally:
         tb.stop()
