@@ -195,6 +195,33 @@ def test_rx_file_noise_only_gives_no_frames(tmp_path):
     assert json.loads((tmp_path / "n.json").read_text())["frames"] == 0
 
 
+def test_rx_file_bad_samples_and_wrong_frame_description(recording):
+    """NaN/Inf samples are counted and the other frames still decode; a receiver configured with
+    another frame description delivers nothing (no false frame), without crashing."""
+    from semcom.blocks.phy.sigmf_io import read_recording, write_recording
+
+    d, _ = recording
+    iq, meta, spec = read_recording(d / "tx")
+    a = meta["annotations"][2]  # stream 41 chunk 0: poison its middle
+    bad = iq.copy()
+    mid = a["core:sample_start"] + a["core:sample_count"] // 2
+    bad[mid:mid + 50] = np.nan
+    bad[mid + 60] = np.inf
+    write_recording(d / "nan", bad, 2e6, frame_spec=spec)
+    assert main(["phy", "rx-file", str(d / "nan"), "--out", str(d / "nan.npz"), "--json", str(d / "nan.json")]) == 0
+    st = json.loads((d / "nan.json").read_text())
+    assert st["receiver"]["nonfinite_samples"] == 51
+    assert st["frames"] >= 3  # the untouched frames
+    out = np.load(d / "nan.npz")
+    for i in range(out["stream_ids"].size):
+        assert np.all(np.isfinite(out[f"s{i}_symbols"]))
+
+    assert main(["phy", "rx-file", str(d / "tx"), "--spec-from", "config", "--set", "frame.cp_len=32",
+                 "--out", str(d / "w.npz"), "--json", str(d / "w.json")]) == 0
+    st = json.loads((d / "w.json").read_text())
+    assert st["frames"] == 0 and np.load(d / "w.npz")["stream_ids"].size == 0
+
+
 # ---------------------------------------------------------------------- loopback and bench
 def test_loopback_numpy(tmp_path, capsys):
     assert main(["loopback", "--engine", "numpy", "--streams", "2", "--symbols", "500", "--snr", "15",
