@@ -5,7 +5,14 @@ Subcommands::
     semcom phy tx-file  --payload X.npy | --bits X.npy --out BASE [--config C] [--set k=v]
     semcom phy rx-file  RECORDING --out OUT.npz [--json STATS.json] [--config C]
     semcom phy channel  IN OUT [--config C] [--set channel.snr_db=10] [--seed S]
-    semcom phy zmq-tx / zmq-rx   (GNU Radio flowgraphs over gr-zeromq, localhost by default)
+    semcom phy zmq-rx   [--frames N] [--out OUT.npz] [--json S.json] [--set channel.snr_db=..]
+    semcom phy zmq-tx   [--payload X.npy | --streams 3 --symbols 3072]
+
+``zmq-rx`` / ``zmq-tx`` are the two-process link: the transmitter flowgraph
+(``semcom_ofdm_tx`` -> ZMQ PUSH, binds ``radio.zmq_address``, ``tcp://127.0.0.1:5555`` by
+default) and the receiver flowgraph (ZMQ PULL -> channel simulator of the config ->
+``semcom_ofdm_rx``) run as separate processes; the receiver prints one JSON line per frame and
+writes the same ``.npz``/JSON as ``rx-file`` (``--no-channel`` to skip the simulator).
 
 ``tx-file`` writes the IQ of the frames carrying a payload to ``BASE.sigmf-meta`` +
 ``BASE.sigmf-data`` (``cf32_le``, one annotation per frame with its header fields). An analog
@@ -51,7 +58,7 @@ from semcom.blocks.phy.header import HeaderFields, payload_kind_name
 from semcom.blocks.phy.modulation import bits_per_symbol, demodulate_llr
 from semcom.blocks.phy.sigmf_io import FRAME_SPEC_KEY, RecordingError, jsonable, open_recording, write_recording
 from semcom.blocks.phy.tx import FrameTransmitter, normalize_power
-from semcom.config import Config, add_config_arguments, config_from_args
+from semcom.config import add_config_arguments, config_from_args
 
 __all__ = ["add_parser", "run", "TxResult", "transmit_streams", "DecodeResult", "decode_chunks", "StreamAssembler",
            "save_npz", "stats_json"]
