@@ -83,21 +83,23 @@ class DelayDomainEstimator:
         sw = np.sqrt(np.asarray(weight, dtype=np.float64))
         y = np.asarray(h_ls, dtype=np.complex128) * sw  # whitened: noise variance n0 everywhere
         ap = self.a * sw[:, None]  # [n_used, n_cand], columns orthogonalised as taps get chosen
-        norms = np.sum(np.abs(ap) ** 2, axis=0)
+        norms = np.sum(ap.real ** 2 + ap.imag ** 2, axis=0)  # [n_cand]
         floor = 1e-9 * norms.max()
         r = y.copy()
-        thr = max(self.gamma * n0, 1e-13 * float(np.sum(np.abs(y) ** 2)))
+        thr = max(self.gamma * n0, 1e-13 * float(np.sum(y.real ** 2 + y.imag ** 2)))
         chosen = np.zeros(self.delays.size, dtype=bool)
         for _ in range(self.delays.size):
-            corr = ap.conj().T @ r  # [n_cand]
-            gain = np.where(chosen | (norms <= floor), 0.0, np.abs(corr) ** 2 / np.maximum(norms, floor))
+            corr = r.conj() @ ap  # [n_cand], conj of ap^H r
+            gain = np.where(chosen | (norms <= floor), 0.0,
+                            (corr.real ** 2 + corr.imag ** 2) / np.maximum(norms, floor))
             j = int(np.argmax(gain))
             if gain[j] <= thr:
                 break
             q = ap[:, j] / np.sqrt(norms[j])
             r -= q * (q.conj() @ r)
-            ap -= np.outer(q, q.conj() @ ap)
-            norms = np.sum(np.abs(ap) ** 2, axis=0)
+            proj = q.conj() @ ap  # [n_cand]
+            ap -= np.outer(q, proj)
+            norms = np.maximum(norms - (proj.real ** 2 + proj.imag ** 2), 0.0)  # ||ap_j||^2 after the update
             chosen[j] = True
         n_taps = int(chosen.sum())
         h = (y - r) / sw

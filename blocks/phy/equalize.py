@@ -36,14 +36,20 @@ def moving_average(x: np.ndarray, window: int) -> np.ndarray:
     return (c[a + w] - c[a]) / w
 
 
-def _line(y: np.ndarray) -> np.ndarray:
-    """Least-squares straight line through ``y`` over its index; float64 [len(y)]."""
+def _line(y: np.ndarray, t_ref: float | None = None) -> np.ndarray:
+    """Least-squares straight line through ``y`` over its index; float64 [len(y)].
+
+    With ``t_ref`` the line is forced through zero at index ``t_ref`` (one parameter, the slope).
+    """
     n = y.size
+    t = np.arange(n, dtype=np.float64)
+    if t_ref is not None:
+        u = t - t_ref
+        return u * float(np.dot(u, y) / np.dot(u, u)) if n else y.astype(np.float64)
     if n < 2:
         return y.astype(np.float64)
-    t = np.arange(n, dtype=np.float64)
-    slope, icpt = np.polyfit(t, y, 1)
-    return icpt + slope * t
+    u = t - (n - 1) / 2
+    return float(np.mean(y)) + u * float(np.dot(u, y) / np.dot(u, u))
 
 
 def auto_window(resid: np.ndarray, s2: float, lo: int = 1, hi: int = 31) -> int:
@@ -55,8 +61,8 @@ def auto_window(resid: np.ndarray, s2: float, lo: int = 1, hi: int = 31) -> int:
     ``W = sqrt(12 s2 / q)``.
     """
     n = resid.size
-    if n < 4:
-        return 3 if n >= 3 else 1
+    if n < 10:  # too few symbols to see phase noise: average them all
+        return n if n % 2 else max(1, n - 1)
     lags = np.arange(1, min(10, n // 3) + 1)
     d = np.array([np.mean((resid[m:] - resid[:-m]) ** 2) for m in lags])
     q = float(np.polyfit(lags, d, 1)[0]) if lags.size >= 2 else float(d[0] - 2 * s2)
@@ -66,14 +72,17 @@ def auto_window(resid: np.ndarray, s2: float, lo: int = 1, hi: int = 31) -> int:
 
 
 def track_phase(z: np.ndarray, w: np.ndarray, kp: np.ndarray, window: int | None = None,
-                n0: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                n0: float | None = None, t_ref: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Smoothed common phase and phase slope of every OFDM symbol from its pilots.
 
     Input: ``z`` complex [n_sym, n_pilots], received pilots divided by channel and pilot value
     (ideally ``exp(1j*(phi_t + beta_t*k))``); ``w`` float [n_pilots] weights (``|H X|^2``, the
     inverse noise variance of ``z`` times N0); ``kp`` pilot carrier indices [n_pilots];
     ``window`` symbols of the moving average on the common phase (odd), or None to choose it from
-    the data (``auto_window``, needs ``n0``, the noise variance per received sample).
+    the data (``auto_window``, needs ``n0``, the noise variance per received sample);
+    ``t_ref``: symbol index (may be negative or fractional) where phase and slope are zero by
+    construction, e.g. the centre of the training symbols the channel was estimated on: the
+    residual-CFO and SFO lines are then fitted through it (one parameter each, a long lever arm).
     Output: ``phi`` float64 [n_sym] (rad), ``beta`` float64 [n_sym] (rad per carrier).
     """
     n_sym = z.shape[0]
@@ -87,14 +96,19 @@ def track_phase(z: np.ndarray, w: np.ndarray, kp: np.ndarray, window: int | None
     c0 = z @ w  # [n_sym]
     ang = np.angle(z * np.exp(-1j * np.angle(c0))[:, None])  # [n_sym, n_p]
     beta_raw = (ang * (w * kc)[None, :]).sum(axis=1) / np.sum(w * kc * kc)
-    beta = _line(beta_raw)
+    beta = _line(beta_raw, t_ref)
     # common phase at carrier 0 once the slope is removed
     c = (z * np.exp(-1j * beta[:, None] * kp[None, :])) @ w  # [n_sym]
     drift = float(np.angle(np.sum(c[1:] * np.conj(c[:-1])))) if n_sym > 1 else 0.0
     t = np.arange(n_sym, dtype=np.float64)
     phi0 = float(np.angle(np.sum(c * np.exp(-1j * drift * t))))
     unwrapped = phi0 + drift * t + np.angle(c * np.exp(-1j * (phi0 + drift * t)))
-    trend = _line(unwrapped)
+    if t_ref is not None:  # pick the 2 pi branch whose free line passes closest to zero at t_ref
+        free = _line(unwrapped)
+        slope = float(free[1] - free[0]) if n_sym > 1 else 0.0
+        at_ref = float(free[0]) + t_ref * slope
+        unwrapped -= 2 * np.pi * np.round(at_ref / (2 * np.pi))
+    trend = _line(unwrapped, t_ref)
     resid = unwrapped - trend
     if window is None:
         s2 = (n0 if n0 is not None else 0.0) / (2 * float(np.sum(w)))

@@ -175,6 +175,7 @@ class FrameDemodulator:
         self.pilot_w = np.abs(np.asarray(spec.pilot_values)) ** 2
         self.est = DelayDomainEstimator(spec)
         self.tx = FrameTransmitter(spec)
+        self._pilot_cycle = spec.pilot_matrix(127)  # the polarity sequence has period 127
         pairs = int(np.sum(np.diff(used) == 1)) * spec.n_training
         self.q_min = float(min(0.5, 2.5 / math.sqrt(max(pairs, 1))))
         # fine-timing peak over energy: ~ln(width)/(N n_training) for noise, SNR/(1+SNR) clean
@@ -222,13 +223,18 @@ class FrameDemodulator:
             eps += float(np.angle(np.sum(u[1:] * np.conj(u[:-1])))) * n / (2 * np.pi * sl)
         return start, eps
 
+    def _pilots(self, n_sym: int, first: int = 0) -> np.ndarray:
+        """``spec.pilot_matrix(n_sym, first)`` from a cached period; complex128 [n_sym, n_pilots]."""
+        return self._pilot_cycle[(first + np.arange(n_sym)) % 127]
+
     def _track(self, y: np.ndarray, h: np.ndarray, n0: float, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Phase tracking over post-preamble symbols ``y`` [n_sym, fft_len] against channel ``h`` [fft_len]."""
         hp = h[self.pilot_bins]
-        pm = self.spec.pilot_matrix(y.shape[0], first)
+        pm = self._pilots(y.shape[0], first)
         hp = np.where(np.abs(hp) > 1e-150, hp, 1e-150)
         z = y[:, self.pilot_bins] / (hp[None, :] * pm)
-        return track_phase(z, np.abs(hp) ** 2 * self.pilot_w, self.pilot_k, self.window, n0)
+        t_ref = -(self.spec.n_training + 1) / 2 - first  # centre of the training symbols
+        return track_phase(z, np.abs(hp) ** 2 * self.pilot_w, self.pilot_k, self.window, n0, t_ref)
 
     def _front(self, samples: np.ndarray, c: int, cfo_frac: float | None, stats: RxStats,
                max_payload: int) -> _Front | None:
@@ -304,6 +310,11 @@ class FrameDemodulator:
         f = self._front(samples, c, cfo_frac, stats, limit)
         if f is None:
             return None
+        return self._finish(samples, c, f, stats)
+
+    def _finish(self, samples: np.ndarray, c: int, f: _Front, stats: RxStats) -> RxFrame | None:
+        """Payload part of ``demodulate`` once ``_front`` (run on the same samples) accepted the header."""
+        s = self.spec
         a = c - self.pre
         n_pay, n_sym = f.header.n_payload, s.n_payload_ofdm_symbols(f.header.n_payload)
         end = a + f.start + self.body_len(n_pay)
@@ -319,7 +330,7 @@ class FrameDemodulator:
         ytr, yh = f.y[:s.n_training, self.used_bins], f.y[s.n_training:]
         known = np.zeros((self.n_hdr, s.fft_len), dtype=np.complex128)
         known[:, self.data_bins] = self.tx.header_symbols(f.header).reshape(self.n_hdr, s.n_data)
-        known[:, self.pilot_bins] = s.pilot_matrix(self.n_hdr, 0)
+        known[:, self.pilot_bins] = self._pilots(self.n_hdr, 0)
         xu = known[:, self.used_bins]
         yhu = yh[:, self.used_bins] / phase_grid(f.phi, f.beta, self.used_k)
         w = s.n_training + np.sum(np.abs(xu) ** 2, axis=0)  # [n_used]
@@ -357,7 +368,7 @@ class _Candidate:
     first: int        # absolute metric indices of the detected run
     last: int
     coarse: int | None = None
-    n_payload: int | None = None
+    front: _Front | None = None  # accepted header, waiting for the payload samples
 
 
 class StreamingReceiver:
@@ -445,24 +456,22 @@ class StreamingReceiver:
                     continue
                 self.stats.detections += 1
             a = c.coarse - dm.pre
-            if c.n_payload is None:
+            if c.front is None:
                 if total < c.coarse + dm.span() and not final:
                     break
                 x = self._local(a, min(c.coarse + dm.span(), total))
-                f = dm._front(x, dm.pre, None, self.stats, self.max_payload)
-                if f is None:
+                c.front = dm._front(x, dm.pre, None, self.stats, self.max_payload)
+                if c.front is None:
                     self._cands.popleft()
                     continue
-                c.n_payload = f.header.n_payload
-            end = c.coarse + dm.span(c.n_payload)  # conservative: the frame ends before this
+            end = c.coarse + dm.span(c.front.header.n_payload)  # conservative: the frame ends before this
             if total < end and not final:
                 break
             self._cands.popleft()
             # at the end of the stream the frame may still be whole: the demodulator checks its
             # real end (samples past it are never used, so the result does not depend on this)
             scratch = RxStats()
-            frame = dm.demodulate(self._local(a, min(end, total)), dm.pre, None, scratch,
-                                  max_payload=self.max_payload)
+            frame = dm._finish(self._local(a, min(end, total)), dm.pre, c.front, scratch)
             if frame is None:
                 self.stats.truncated += scratch.truncated
                 continue

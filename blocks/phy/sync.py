@@ -18,6 +18,8 @@ Pipeline used by ``rx.FrameDemodulator``:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .frame import FrameSpec
@@ -115,13 +117,9 @@ def fractional_cfo(x: np.ndarray, coarse: int, spec: FrameSpec) -> tuple[float, 
     return float(np.angle(p[sel].sum()) / np.pi), float(m.max())
 
 
-def integer_cfo(y_train: np.ndarray, spec: FrameSpec) -> tuple[int, float]:
-    """Even integer CFO from training spectra by differential correlation.
-
-    Input: ``y_train`` complex [n_rep, fft_len], FFTs of the training symbols (fractional CFO
-    removed, timing within a few samples). Output: (shift in subcarriers, normalised
-    correlation quality in [0, 1]; about ``1/sqrt(pairs)`` for noise, near 1 for a clean frame).
-    """
+@functools.lru_cache(maxsize=16)
+def _int_cfo_tables(spec: FrameSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adjacent used-carrier pairs (bins of the lower carrier), their reference products, shifts."""
     n = spec.fft_len
     used = np.asarray(spec.used_carriers)
     pair = np.flatnonzero(np.diff(used) == 1)  # adjacent used carriers (k, k+1)
@@ -130,18 +128,34 @@ def integer_cfo(y_train: np.ndarray, spec: FrameSpec) -> tuple[int, float]:
     ref = np.conj(t[kb % n] * np.conj(t[ka % n]))  # [n_pairs]
     lim = max_integer_cfo(spec)
     shifts = np.arange(-lim, lim + 1, 2)  # [n_shift]
-    ia = (ka[None, :] + shifts[:, None]) % n  # [n_shift, n_pairs]
-    ib = (kb[None, :] + shifts[:, None]) % n
-    d = y_train[:, ib] * np.conj(y_train[:, ia])  # [n_rep, n_shift, n_pairs]
-    c = np.abs((d * ref[None, None, :]).sum(axis=(0, 2)))  # [n_shift]
-    norm = np.abs(d).sum(axis=(0, 2))
+    idx = (ka[None, :] + shifts[:, None]) % n  # [n_shift, n_pairs]
+    return idx, ref, shifts
+
+
+def integer_cfo(y_train: np.ndarray, spec: FrameSpec) -> tuple[int, float]:
+    """Even integer CFO from training spectra by differential correlation.
+
+    Input: ``y_train`` complex [n_rep, fft_len], FFTs of the training symbols (fractional CFO
+    removed, timing within a few samples). Output: (shift in subcarriers, normalised
+    correlation quality in [0, 1]; about ``1/sqrt(pairs)`` for noise, near 1 for a clean frame).
+    The product of adjacent bins ``Y[k+1] conj(Y[k])`` is formed once for every bin; each
+    candidate shift then only gathers it at the shifted pair positions.
+    """
+    idx, ref, shifts = _int_cfo_tables(spec)
+    y = np.asarray(y_train)
+    nxt = np.roll(y, -1, axis=1)  # Y[k+1]
+    d = np.sum(nxt * np.conj(y), axis=0)  # [N] summed over repetitions
+    mag = np.sum(np.abs(nxt) * np.abs(y), axis=0)  # [N]
+    c = np.abs(d[idx] @ ref)  # [n_shift]
+    norm = mag[idx].sum(axis=1)
     best = int(np.argmax(c))
     q = float(c[best] / norm[best]) if norm[best] > 0 else 0.0
     return int(shifts[best]), q
 
 
+@functools.lru_cache(maxsize=16)
 def training_time(spec: FrameSpec) -> np.ndarray:
-    """Training symbol in time without CP; complex128 [fft_len] (unitary IDFT)."""
+    """Training symbol in time without CP; complex128 [fft_len] (unitary IDFT). Cached: do not modify."""
     return np.fft.ifft(spec.training_freq(), norm="ortho")
 
 
