@@ -370,3 +370,47 @@ def test_rx_stats_dict():
     for key in ("samples", "detections", "frames_ok", "header_crc_fail", "spec_mismatch", "bad_length",
                 "truncated", "nonfinite_samples", "dropped_overflow"):
         assert d[key] == 0
+
+
+# ---------------------------------------------------------------------- building blocks
+def test_track_phase_recovers_lines_and_phase_noise(rng):
+    from semcom.blocks.phy.equalize import track_phase
+
+    n, kp = 80, np.array([-21.0, -7.0, 7.0, 21.0])
+    t = np.arange(n)
+    phi = 0.02 * (t + 1.5) + np.cumsum(rng.normal(0, 0.02, n))  # residual CFO + random walk
+    beta = 2e-4 * (t + 1.5)  # SFO: slope grows from the training centre
+    n0 = 0.01
+    z = np.exp(1j * (phi[:, None] + beta[:, None] * kp[None, :]))
+    z = z + np.sqrt(n0 / 2) * (rng.standard_normal(z.shape) + 1j * rng.standard_normal(z.shape))
+    est_phi, est_beta = track_phase(z, np.ones(4), kp, None, n0, t_ref=-1.5)
+    raw = np.angle(z.sum(axis=1))
+    err = np.angle(np.exp(1j * (est_phi - phi)))
+    assert np.mean(err ** 2) < 0.5 * np.mean(np.angle(np.exp(1j * (raw - phi))) ** 2)  # smoothing helps
+    assert np.sqrt(np.mean(err ** 2)) < 0.03
+    assert np.max(np.abs(est_beta - beta)) < 2e-4
+
+
+def test_delay_domain_estimator_denoises(rng):
+    from semcom.blocks.phy.chanest import DelayDomainEstimator
+
+    est = DelayDomainEstimator(SPEC)
+    k = np.asarray(SPEC.used_carriers)
+    n0 = 0.1
+    for taps in ([(2, 1.0)], [(2, 0.8), (5, 0.5j), (13, 0.3)]):
+        h = sum(g * np.exp(-2j * np.pi * k * d / 64) for d, g in taps)
+        noisy = h + np.sqrt(n0 / 2) * (rng.standard_normal(k.size) + 1j * rng.standard_normal(k.size))
+        ce = est.fit(noisy, np.ones(k.size), n0)
+        assert ce.n_taps >= len(taps)
+        mse = np.mean(np.abs(ce.h - h) ** 2)
+        assert mse < 0.25 * n0  # well below the raw per-carrier error n0
+        assert abs(np.mean(ce.err_var) - n0 * ce.n_taps / k.size) < 1e-12
+
+
+def test_phase_noise_tracked(rng):
+    tx = FrameTransmitter(SPEC)
+    pay = gauss(rng, 3072)
+    y, _ = channel(tx.modulate_frame(pay).iq, rng, 30, lead=200, tail=200)
+    ph = np.cumsum(rng.standard_normal(y.size)) * 0.01 / np.sqrt(SPEC.symbol_len)  # 0.01 rad rms per symbol
+    frames, _ = receive(y * np.exp(1j * ph), SPEC)
+    assert len(frames) == 1 and snr_db_of(frames[0].payload, pay) > 29

@@ -11,6 +11,11 @@ estimates from a handful of pilots cost about 0.5 dB of SNR:
   (phase noise). The window balances the pilot noise ``s2 = N0 / (2 sum|H X|^2)`` per symbol
   against the phase-noise increment variance ``q`` measured from the remainder:
   ``W ~ sqrt(12 s2 / q)`` (odd, 1..31), i.e. long when there is no phase noise.
+
+Both lines pass through zero at the centre of the training symbols (``t_ref``): the channel was
+estimated there, so residual CFO and SFO make phase and slope grow from that point. A line with
+one free parameter and a lever arm from the training is much less noisy than a free line over a
+few header symbols (header CRC failures at 0 dB: 11 % -> 2 %).
 """
 
 from __future__ import annotations
