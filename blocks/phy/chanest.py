@@ -6,8 +6,10 @@ prefix is a short impulse response, so the estimate is projected onto ``n_taps``
 ``d`` (a model ``H[k] = sum_d h_d exp(-2j pi k d / N)``, fitted over the used carriers only, which
 are not contiguous: DC null and guard bands make the plain IDFT wrong). Taps are chosen greedily
 (orthogonal least squares) and kept only while the energy a tap explains is clearly above the
-noise (``gamma * N0``, ``gamma = ln(n_candidates) + 4``): an AWGN channel keeps one tap and the
-estimate costs almost nothing, a multipath channel keeps what it needs.
+noise (``gamma * N0``, ``gamma = ln(n_candidates) + 4``); the direct neighbours of the chosen taps
+are kept as well (a path between sampling instants leaks into them) and the kept taps are refitted
+by least squares. An AWGN channel keeps about three taps and the estimate costs almost nothing
+(``3 / n_used`` of the per-carrier error), a multipath channel keeps what it needs.
 """
 
 from __future__ import annotations
@@ -101,7 +103,16 @@ class DelayDomainEstimator:
             ap -= np.outer(q, proj)
             norms = np.maximum(norms - (proj.real ** 2 + proj.imag ** 2), 0.0)  # ||ap_j||^2 after the update
             chosen[j] = True
-        n_taps = int(chosen.sum())
+        # a path between two sample instants leaks into the neighbouring taps (sinc tails below
+        # the threshold): keep the direct neighbours of every chosen tap too and refit
+        keep = chosen.copy()
+        keep[1:] |= chosen[:-1]
+        keep[:-1] |= chosen[1:]
+        n_taps = int(keep.sum())
+        if n_taps:
+            a = self.a[:, keep] * sw[:, None]
+            coef, *_ = np.linalg.lstsq(a, y, rcond=1e-9)
+            r = y - a @ coef
         h = (y - r) / sw
         err = n0 * (n_taps / self.k.size) / np.asarray(weight, dtype=np.float64)
         dof = max(1, self.k.size - n_taps)
