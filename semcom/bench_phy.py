@@ -334,7 +334,7 @@ def _f(v: float, fmt: str = "6.2f") -> str:
 
 
 def format_tables(res: dict[str, Any]) -> str:
-    """The result dict as printable tables."""
+    """The result dict (as returned, or read back from the JSON, where NaN became null) as printable tables."""
     lines = [f"frame: {res.get('frame_spec')}"]
     rows = res.get("implementation_loss")
     if rows:
@@ -346,10 +346,13 @@ def format_tables(res: dict[str, Any]) -> str:
                   f"{'channel':18s}" + "".join(f"{s:>8.0f}" for s in snrs) + "   target  worst  pass"]
         for sc in scen:
             losses = [cell[(sc, s)]["loss_db"] for s in snrs if (sc, s) in cell]
-            worst = max((v for v in losses if math.isfinite(v)), default=float("nan"))
+            worst = max((v for v in losses if v is not None and math.isfinite(v)), default=float("nan"))
             tgt = cell[(sc, snrs[0])]["target_db"]
-            lines.append(f"{sc:18s}" + "".join(f"{_f(cell[(sc, s)]['loss_db'], '8.2f')}" for s in snrs)
-                         + f"   <= {tgt:.1f}  {_f(worst, '5.2f')}  {'yes' if worst <= tgt else 'NO'}")
+            n_void = sum(1 for s in snrs if cell[(sc, s)]["missed"] == cell[(sc, s)]["frames"])
+            lines.append(f"{sc:18s}" + "".join(
+                "  missed" if cell[(sc, s)]["missed"] == cell[(sc, s)]["frames"] else _f(cell[(sc, s)]["loss_db"], "8.2f")
+                for s in snrs) + f"   <= {tgt:.1f}  {_f(worst, '5.2f')}  {'yes' if worst <= tgt else 'NO'}"
+                + (f" ({n_void} SNR(s) with every frame missed)" if n_void else ""))
         lines += ["", f"{'payload SNR rx/genie':18s}" + "".join(f"{s:>14.0f}" for s in snrs)]
         for sc in scen:
             lines.append(f"{sc:18s}" + "".join(
@@ -393,3 +396,39 @@ def format_tables(res: dict[str, Any]) -> str:
     if "seconds" in res:
         lines += ["", f"total {res['seconds']:.0f} s"]
     return "\n".join(lines)
+
+
+def plot(res: dict[str, Any], path: str) -> None:
+    """Figures of ``res`` into one PNG: payload SNR (rx and genie) and loss vs SNR per channel,
+    detection and header error rate vs SNR. Needs matplotlib (Agg backend, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    rows = res.get("implementation_loss") or []
+    for sc in dict.fromkeys(r["scenario"] for r in rows):
+        rs = [r for r in rows if r["scenario"] == sc]
+        x = [r["snr_db"] for r in rs]
+        line, = axes[0].plot(x, [r["payload_snr_rx_db"] for r in rs], "o-", label=f"{sc} rx")
+        axes[0].plot(x, [r["payload_snr_genie_db"] for r in rs], "--", color=line.get_color(), label=f"{sc} genie")
+        axes[1].plot(x, [r["loss_db"] for r in rs], "o-", label=sc)
+    axes[0].set(xlabel="Es/N0 (dB)", ylabel="payload SNR after equalisation (dB)", title="(a) receiver vs genie")
+    axes[1].axhline(0.5, color="k", lw=0.8, ls=":")
+    axes[1].axhline(1.5, color="k", lw=0.8, ls="--")
+    axes[1].set(xlabel="Es/N0 (dB)", ylabel="implementation loss (dB)", title="(a) loss (targets 0.5 / 1.5 dB)")
+    det = res.get("detection") or []
+    if det:
+        x = [r["snr_db"] for r in det]
+        axes[2].plot(x, [100 * r["detection_rate"] for r in det], "o-", label="detection %")
+        axes[2].plot(x, [100 * r["header_error_rate"] for r in det], "s-", label="header errors %")
+        axes[2].axhline(99.9, color="k", lw=0.8, ls=":")
+    axes[2].set(xlabel="Es/N0 (dB)", ylabel="%", title="(b) detection / header errors")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

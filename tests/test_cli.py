@@ -280,6 +280,9 @@ def test_bench_phy_tiny(tmp_path):
     assert "implementation loss" in text and "detection" in text and "throughput" in text
     data = json.loads(json.dumps(jsonable(res)))
     assert _finite_numbers(data)
+    pytest.importorskip("matplotlib")
+    bench_phy.plot(res, str(tmp_path / "b.png"))
+    assert (tmp_path / "b.png").stat().st_size > 1000
 
 
 @pytest.mark.gnuradio

@@ -1,6 +1,6 @@
 """``semcom bench``: benchmarks that print tables and write JSON.
 
-``semcom bench phy [--quick] [--json out.json] [--only loss,detection,noise,throughput]``
+``semcom bench phy [--quick] [--json out.json] [--plot out.png] [--only loss,detection,noise,throughput]``
 (see ``semcom.bench_phy`` for what is measured). Full mode takes about 10-15 minutes on 2 cores;
 ``--quick`` about a minute with fewer frames (too few to show the 99.9 % detection target).
 """
@@ -51,6 +51,12 @@ def _run_phy(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(jsonable(res), indent=2) + "\n")
         print(f"JSON: {args.json}")
+    if args.plot:
+        try:
+            bench_phy.plot(res, args.plot)
+            print(f"plot: {args.plot}")
+        except ImportError as e:
+            print(f"no plot ({e})", file=sys.stderr)
     return 0
 
 
@@ -69,6 +75,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                        "(issue 2 section 7); see semcom/bench_phy.py.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", metavar="OUT.json", default=None, help="write all results as JSON")
+    p.add_argument("--plot", metavar="OUT.png", default=None, help="also draw the figures (matplotlib)")
     p.add_argument("--quick", action="store_true", help="small run (about a minute)")
     p.add_argument("--only", type=_parts, default=PARTS, metavar="PARTS",
                    help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
