@@ -56,7 +56,7 @@ class BenchConfig:
     """Sizes of one benchmark run (``quick()`` / ``full()`` / a tiny one for tests)."""
 
     loss_snrs: tuple[float, ...] = (0, 5, 10, 15, 20, 25, 30)
-    loss_frames: int = 200
+    loss_frames: int = 300
     loss_payload: int = 3072
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
     det_snrs: tuple[float, ...] = tuple(range(-3, 11))
