@@ -30,7 +30,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -81,16 +81,18 @@ def jsonable(v: Any) -> Any:
     return v
 
 
-def write_recording(path_base: str | Path, iq: np.ndarray, sample_rate: float, *, center_freq: float | None = None,
-                    annotations: Sequence[tuple[int, int, dict]] = (), frame_spec: FrameSpec | None = None,
-                    extra_global: dict | None = None, description: str = "semcom OFDM frames",
-                    hw: str = "semcom software transmitter (no hardware)", overwrite: bool = True) -> tuple[Path, Path]:
+def write_recording(path_base: str | Path, iq: np.ndarray | Iterable[np.ndarray], sample_rate: float, *,
+                    center_freq: float | None = None, annotations: Sequence[tuple[int, int, dict]] = (),
+                    frame_spec: FrameSpec | None = None, extra_global: dict | None = None,
+                    description: str = "semcom OFDM frames", hw: str = "semcom software transmitter (no hardware)",
+                    overwrite: bool = True) -> tuple[Path, Path]:
     """Write ``iq`` as a SigMF ``cf32_le`` recording; returns ``(meta_path, data_path)``.
 
     Parameters
     ----------
     path_base : base name (``x`` or ``x.sigmf-meta``/``x.sigmf-data``) of the pair to write.
-    iq : complex [n] samples (stored as complex64).
+    iq : complex [n] samples (stored as complex64), or an iterable of complex 1-D blocks written
+        as they come (bounded memory for long recordings).
     sample_rate : samples/s (> 0).
     center_freq : Hz, stored as ``core:frequency`` of the capture (optional).
     annotations : ``(sample_start, sample_count, metadata)`` per frame; metadata keys without a
@@ -101,10 +103,9 @@ def write_recording(path_base: str | Path, iq: np.ndarray, sample_rate: float, *
     from sigmf import SigMFFile  # the package's writer (computes core:sha512, validates)
 
     meta_path, data_path = sigmf_paths(path_base)
-    iq = np.asarray(iq)
-    if iq.ndim != 1:
+    blocks: Iterable[np.ndarray] = [iq] if isinstance(iq, np.ndarray) else iq
+    if isinstance(iq, np.ndarray) and iq.ndim != 1:
         raise RecordingError(f"{data_path}: iq must be one-dimensional, got shape {iq.shape}")
-    iq = iq.astype("<c8", copy=False)
     try:
         sample_rate = float(sample_rate)
     except (TypeError, ValueError):
@@ -116,7 +117,26 @@ def write_recording(path_base: str | Path, iq: np.ndarray, sample_rate: float, *
     if not meta_path.parent.is_dir():
         raise RecordingError(f"{meta_path}: directory {meta_path.parent} does not exist")
 
-    iq.tofile(data_path)
+    n = 0
+    try:
+        with open(data_path, "wb") as fh:
+            for block in blocks:
+                b = np.asarray(block)
+                if b.ndim != 1:
+                    raise RecordingError(f"{data_path}: iq blocks must be one-dimensional, got shape {b.shape}")
+                b.astype("<c8", copy=False).tofile(fh)
+                n += b.size
+        _write_meta(meta_path, data_path, n, sample_rate, center_freq, annotations, frame_spec, extra_global,
+                    description, hw, SigMFFile)
+    except BaseException:
+        data_path.unlink(missing_ok=True)  # no half-written recording left behind
+        raise
+    return meta_path, data_path
+
+
+def _write_meta(meta_path: Path, data_path: Path, n: int, sample_rate: float, center_freq: float | None,
+                annotations: Sequence[tuple[int, int, dict]], frame_spec: FrameSpec | None,
+                extra_global: dict | None, description: str, hw: str, sigmf_file_cls) -> None:
     glob: dict[str, Any] = {
         "core:datatype": "cf32_le",
         "core:sample_rate": sample_rate,
@@ -132,19 +152,17 @@ def write_recording(path_base: str | Path, iq: np.ndarray, sample_rate: float, *
         glob[k if ":" in k else f"semcom:{k}"] = jsonable(v)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        sf = SigMFFile(data_file=str(data_path), global_info=glob)
+        sf = sigmf_file_cls(data_file=str(data_path), global_info=glob)
         capture: dict[str, Any] = {}
         if center_freq is not None:
             capture["core:frequency"] = float(center_freq)
         sf.add_capture(0, metadata=capture)
         for start, length, md in sorted(annotations, key=lambda a: int(a[0])):
-            if not (0 <= int(start) and int(length) >= 0 and int(start) + int(length) <= iq.size):
-                raise RecordingError(f"{meta_path}: annotation [{start}, {start}+{length}) outside the "
-                                     f"{iq.size} samples")
+            if not (0 <= int(start) and int(length) >= 0 and int(start) + int(length) <= n):
+                raise RecordingError(f"{meta_path}: annotation [{start}, {start}+{length}) outside the {n} samples")
             md = {(k if ":" in k else f"semcom:{k}"): jsonable(v) for k, v in (md or {}).items()}
             sf.add_annotation(int(start), int(length), metadata=md)
         sf.tofile(str(meta_path), overwrite=True)
-    return meta_path, data_path
 
 
 # ---------------------------------------------------------------------- reading

@@ -56,7 +56,8 @@ from semcom.blocks.phy.chunking import ReassembledStream, Reassembler
 from semcom.blocks.phy.frame import FrameSpec
 from semcom.blocks.phy.header import HeaderFields, payload_kind_name
 from semcom.blocks.phy.modulation import bits_per_symbol, demodulate_llr
-from semcom.blocks.phy.sigmf_io import FRAME_SPEC_KEY, RecordingError, jsonable, open_recording, write_recording
+from semcom.blocks.phy.sigmf_io import (FRAME_SPEC_KEY, RecordingError, jsonable, open_recording, sigmf_paths,
+                                        write_recording)
 from semcom.blocks.phy.tx import FrameTransmitter, normalize_power
 from semcom.config import add_config_arguments, config_from_args
 
@@ -413,7 +414,7 @@ def _cmd_rx_file(args: argparse.Namespace) -> int:
 
 # ====================================================================== channel
 def _cmd_channel(args: argparse.Namespace) -> int:
-    from semcom.blocks.phy.channel import simulate
+    from semcom.blocks.phy.channel import ChannelSimulator
 
     try:
         rec = open_recording(args.input, sample_rate=args.sample_rate)
@@ -425,22 +426,37 @@ def _cmd_channel(args: argparse.Namespace) -> int:
     if rec.frame_spec is not None and not any(o.startswith("frame.fft_len=") for o in args.overrides):
         extra.append(f"frame.fft_len={rec.frame_spec.fft_len}")  # cfo in the recording's subcarrier spacings
     cfg = config_from_args(args, extra)
-    iq = rec.read()
-    y = simulate(iq, cfg.channel)  # complex64; longer than iq with a sample-rate offset
+    if sigmf_paths(args.output)[1].resolve() == rec.data_path.resolve():
+        raise PhyCliError(f"{args.output}: output would overwrite the input recording")
+    sim = ChannelSimulator(cfg.channel)
+    chunk = cfg.link.rx_chunk_samples
+    n_out = [0]
+
+    def blocks():  # streamed: bounded memory for long recordings; flush() ends a resampler (SRO)
+        for x in rec.chunks(chunk):
+            y = sim.apply(x)
+            n_out[0] += y.size
+            yield y
+        y = sim.flush()
+        n_out[0] += y.size
+        yield y
+
     g = rec.meta.get("global", {})
     glob = {k: v for k, v in g.items() if k.startswith("semcom:") and k != FRAME_SPEC_KEY}
     ch = cfg.channel
     glob["semcom:channel"] = ch.to_dict()
     caps = rec.meta.get("captures") or [{}]
-    # annotations keep their positions: a channel with delay / sample-rate offset moves frames a little
-    anns = [(a["core:sample_start"], min(a.get("core:sample_count", 0), max(0, y.size - a["core:sample_start"])),
+    # annotations keep their positions (a channel delay / sample-rate offset moves frames a little);
+    # a negative SRO shortens the output: annotations that may fall off its end are left out
+    n_min = int(rec.n_samples * min(1.0, 1.0 + ch.sro_ppm * 1e-6)) - 32
+    anns = [(a["core:sample_start"], a.get("core:sample_count", 0),
              {k: v for k, v in a.items() if k not in ("core:sample_start", "core:sample_count")})
-            for a in rec.annotations if a.get("core:sample_start", 0) < y.size]
+            for a in rec.annotations if a["core:sample_start"] + a.get("core:sample_count", 0) <= n_min]
     rate = rec.sample_rate or cfg.radio.sample_rate
-    meta_path, _ = write_recording(args.output, y, rate, center_freq=caps[0].get("core:frequency"),
+    meta_path, _ = write_recording(args.output, blocks(), rate, center_freq=caps[0].get("core:frequency"),
                                    annotations=anns, frame_spec=rec.frame_spec, extra_global=glob,
                                    description=f"{g.get('core:description', 'IQ')} through the semcom channel simulator")
-    print(f"{args.input} ({rec.n_samples} samples) -> channel {ch} -> {meta_path} ({y.size} samples)")
+    print(f"{args.input} ({rec.n_samples} samples) -> channel {ch} -> {meta_path} ({n_out[0]} samples)")
     return 0
 
 
