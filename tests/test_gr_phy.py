@@ -86,8 +86,24 @@ def test_tx_matches_numpy_reference(fft_len):
     starts = np.concatenate([[0], np.cumsum([f.iq.size for f in ref])[:-1]])
     assert [o for o, _ in lens] == list(starts)
     assert [n for _, n in lens] == [f.iq.size for f in ref]
+    sob = sorted(t.offset for t in tags if pmt.symbol_to_string(t.key) == "tx_sob")
+    eob = sorted(t.offset for t in tags if pmt.symbol_to_string(t.key) == "tx_eob")
+    assert sob == list(starts) and eob == list(starts + np.array([f.iq.size for f in ref]) - 1)
     counters = sorted((t.offset, pmt.to_python(t.value)) for t in tags if pmt.symbol_to_string(t.key) == "frame_counter")
     assert [c for _, c in counters] == [f.header.frame_counter for f in ref] == list(range(len(ref)))
+
+
+@pytest.mark.parametrize("guard_len", [0, 1])
+def test_tx_short_guards(guard_len):
+    """guard_len 0 (no guard stream at all) and 1 (only the tx_eob zero) still match numpy."""
+    spec = FrameSpec(guard_len=guard_len)
+    payloads = [_symbols(np.random.default_rng(guard_len), n) for n in (60, 7)]
+    ref_tx = FrameTransmitter(spec)
+    ref_iq = np.concatenate([f.iq for p in payloads for f in ref_tx.modulate_stream(p)])
+    iq, tags, _ = _gr_tx(spec, [({}, p) for p in payloads], ref_iq.size)
+    assert iq.size == ref_iq.size
+    assert np.linalg.norm(iq - ref_iq) / np.linalg.norm(ref_iq) < 1e-5
+    assert sum(pmt.symbol_to_string(t.key) == "tx_eob" for t in tags) == (2 if guard_len else 0)
 
 
 def test_tx_digital_and_explicit_chunk_fields():
@@ -140,12 +156,16 @@ def _gr_rx(spec: FrameSpec, iq: np.ndarray, n_expected: int, stats_interval: flo
     src.set_min_output_buffer(BUFFER_ITEMS)
     rx = semcom_ofdm_rx(spec, stats_interval=stats_interval)
     col = FrameCollector()
+    hdr = FrameCollector()
     dbg = blocks.message_debug()
     tb.connect(src, rx)
     tb.msg_connect(rx, "out", col, "in")
+    tb.msg_connect(rx, "header_syms", hdr, "in")
     tb.msg_connect(rx, "stats", dbg, "store")
     assert run_to_end(tb, TIMEOUT), "flowgraph did not finish"
     stats = [pmt.to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    assert hdr.count == col.count  # one header-symbol PDU per frame
+    assert all(h.size == spec.n_header_symbols * spec.n_data for _, h in hdr.frames())
     return col.frames(), rx, stats
 
 

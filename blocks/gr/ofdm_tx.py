@@ -8,8 +8,8 @@ Flowgraph (everything after the first block is gr-digital / gr-fft C++)::
                 sequence, sync words = SC preamble + n_training training symbols, natural order)
              -> fft.fft_vcc (inverse, no shift)
              -> digital.ofdm_cyclic_prefixer (cp_len)
-             -> blocks.tagged_stream_mux with a second pdu_to_tagged_stream that carries one
-                PDU of guard_len zeros per frame (guard after the burst)
+             -> blocks.tagged_stream_mux with pdu_to_tagged_stream sources that carry, per
+                frame, a PDU of guard_len - 1 zeros and a 1-zero PDU tagged tx_eob (the guard)
              -> complex output, one tagged burst per frame
 
 ``digital.burst_shaper_cc`` would add the guard too, but it emits the post-padding only when
@@ -20,9 +20,10 @@ entering the allocator (symbols, pilots, sync words) is pre-scaled by ``1/sqrt(f
 extra multiply block runs per sample. The output equals ``FrameTransmitter.modulate_stream`` /
 ``modulate_frame`` IQ to float32 rounding (``tests/test_gr_phy.py``), frame counter included.
 
-Burst tags: ``packet_len`` (the whole burst incl. the guard) on the first sample, plus ``tx_sob``
-on the first sample; ``tx_eob`` is not emitted (gr-uhd's ``usrp_sink`` with length tag
-``packet_len`` brackets bursts by itself).
+Burst tags for gr-uhd's ``usrp_sink``: ``packet_len`` (the whole burst incl. the guard) and
+``tx_sob`` on the first sample, ``tx_eob`` on the last (the last guard zero; with ``guard_len ==
+0`` there is no ``tx_eob``: use the sink's length tag ``packet_len``). Every header field
+(``frame_counter``, ``stream_id``, ...) is also a tag on the first sample.
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ class FrameSource(gr.sync_block):
 
     Output 0: complex64 stream; per frame the coded header symbols then the payload symbols,
     scaled by ``1/sqrt(fft_len)``, tagged on the first item with ``packet_len`` (symbols),
-    ``tx_sob`` and every header field. Per frame a PDU of ``guard_len`` zeros goes out on message
-    port ``guard`` (nothing when ``guard_len == 0``). A bad PDU is dropped with a logged error
+    ``tx_sob`` and every header field. Per frame the guard goes out as PDUs: ``guard_len - 1``
+    zeros on message port ``guard`` and one zero tagged ``tx_eob`` on ``eob`` (none of them
+    when ``guard_len`` is 0, no ``guard`` PDU when it is 1). A bad PDU is dropped with a logged error
     (counted in ``n_errors``) instead of stopping the flowgraph.
 
     Why a Python source rather than a PDU into ``pdu_to_tagged_stream``: building a c32vector
@@ -110,7 +112,10 @@ class FrameSource(gr.sync_block):
         self.message_port_register_in(pmt.intern("in"))
         self.message_port_register_in(pmt.intern("wake"))
         self.message_port_register_out(pmt.intern("guard"))
-        self._guard = make_pdu({}, np.zeros(spec.guard_len, np.complex64)) if spec.guard_len else None
+        self.message_port_register_out(pmt.intern("eob"))
+        g = spec.guard_len
+        self._guard = make_pdu({}, np.zeros(g - 1, np.complex64)) if g > 1 else None
+        self._eob = make_pdu({"tx_eob": True}, np.zeros(1, np.complex64)) if g > 0 else None
         self.set_msg_handler(pmt.intern("in"), self._handle)
         self.set_msg_handler(pmt.intern("wake"), self._wake)
 
@@ -162,13 +167,11 @@ class FrameSource(gr.sync_block):
     def _handle(self, msg) -> None:
         try:
             meta, data = parse_pdu(msg)
-            frames = self.frames_for(meta, data)
+            with self._lock:  # the frame counter is shared with enqueue()
+                self._queue.extend(self.frames_for(meta, data))
         except (ValueError, TypeError) as e:  # PduError, HeaderError, FrameSpec limits
             self.n_errors += 1
             gr.log.error(f"semcom_ofdm_tx: dropped PDU: {e}")
-            return
-        with self._lock:
-            self._queue.extend(frames)
 
     def work(self, input_items, output_items):
         out = output_items[0]
@@ -187,6 +190,8 @@ class FrameSource(gr.sync_block):
                     self.add_item_tag(0, off, pmt.intern(k), pmt.from_long(v))
                 if self._guard is not None:
                     self.message_port_pub(pmt.intern("guard"), self._guard)
+                if self._eob is not None:
+                    self.message_port_pub(pmt.intern("eob"), self._eob)
                 self.n_frames += 1
             n = min(n_out - done, self._cur.size - self._pos)
             out[done:done + n] = self._cur[self._pos:self._pos + n]
@@ -207,8 +212,8 @@ class semcom_ofdm_tx(gr.hier_block2):
 
     Ports: message input ``in`` (see ``FrameSource``); stream output 0, complex64 samples,
     each burst ``spec.frame_len(n)`` samples (guard zeros included) tagged ``packet_len`` and
-    ``tx_sob`` on its first sample. Bursts follow each other without gaps; a source that must
-    run continuously (a radio without burst support) needs zeros inserted downstream.
+    ``tx_sob`` on its first sample and ``tx_eob`` on its last (see the module docstring). Bursts
+    follow each other without gaps; output stops while no payload is queued.
     """
 
     def __init__(self, spec: FrameSpec | dict | str | None = None):
@@ -237,14 +242,18 @@ class semcom_ofdm_tx(gr.hier_block2):
         self.cp.set_min_output_buffer(n_samp)
         self.msg_connect(self, "in", self.source, "in")
         self.connect(self.source, self.allocator, self.ifft, self.cp)
-        if spec.guard_len:
-            self.guard_stream = pdu.pdu_to_tagged_stream(gr.types.complex_t, LEN_TAG)
-            self.guard_stream.set_min_output_buffer(max(2 * spec.guard_len, 8192))
+        guard_ports = [port for port, size in (("guard", spec.guard_len - 1), ("eob", 1)) if size > 0 and spec.guard_len]
+        if guard_ports:
             self.mux = blocks.tagged_stream_mux(gr.sizeof_gr_complex, LEN_TAG, 0)
             self.mux.set_min_output_buffer(n_samp)
-            self.msg_connect(self.source, "guard", self.guard_stream, "pdus")
             self.connect(self.cp, (self.mux, 0))
-            self.connect(self.guard_stream, (self.mux, 1))
+            self.guard_streams = []
+            for i, port in enumerate(guard_ports):
+                stream = pdu.pdu_to_tagged_stream(gr.types.complex_t, LEN_TAG)
+                stream.set_min_output_buffer(max(2 * spec.guard_len, 8192))
+                self.msg_connect(self.source, port, stream, "pdus")
+                self.connect(stream, (self.mux, i + 1))
+                self.guard_streams.append(stream)
             self.connect(self.mux, self)
         else:
             self.connect(self.cp, self)
