@@ -136,13 +136,21 @@ def test_tx_bad_pdu_is_dropped_not_fatal():
     assert np.allclose(iq, ref[0].iq, atol=1e-5)  # the good PDU's frame carries frame counter 0
 
 
-def test_pdu_roundtrip():
+@pytest.mark.parametrize("data", [np.arange(4).astype(np.complex64) * (1 - 2j), np.zeros(0, np.complex64),
+                                  np.arange(5, dtype=np.float32) / 3, np.array([0, 1, 255], np.uint8),
+                                  np.arange(3) - 1, np.arange(3) / 7.0])
+def test_pdu_roundtrip(data):
+    """make_pdu/parse_pdu (fast serialized construction) are exact inverses; PMT types as documented."""
     meta = {"a": 1, "b": 2.5, "s": "x", "nv": np.arange(3, dtype=np.float32), "d": {"k": 2}}
-    data = np.arange(4).astype(np.complex64) * (1 + 1j)
     m, d = parse_pdu(make_pdu(meta, data))
-    assert d.dtype == np.complex64 and np.array_equal(d, data)
+    assert d.dtype == {"c": np.complex64, "f": data.dtype, "u": np.uint8, "i": np.int64}[data.dtype.kind]
+    assert np.array_equal(d, data)
     assert m["a"] == 1 and m["b"] == 2.5 and m["s"] == "x" and m["d"] == {"k": 2}
     assert m["nv"].dtype == np.float32 and np.array_equal(m["nv"], meta["nv"])
+    v = pmt.cdr(make_pdu(None, data))
+    assert pmt.length(v) == data.size
+    if data.dtype == np.complex64:
+        assert pmt.is_c32vector(v) and np.array_equal(np.asarray(pmt.c32vector_elements(v), np.complex64), data)
 
 
 # ---------------------------------------------------------------------- RX == numpy
