@@ -312,10 +312,11 @@ metadata:
 """
 
 
-def test_grc_flowgraph_with_semcom_ofdm_blocks_compiles(tmp_path):
-    """grcc compiles a .grc using semcom_ofdm_tx/rx; the generated top block builds."""
+@pytest.mark.parametrize("config", ["", pytest.param("hw_configs/loopback.yaml", marks=pytest.mark.slow)])
+def test_grc_flowgraph_with_semcom_ofdm_blocks_compiles(tmp_path, config):
+    """grcc compiles a .grc using semcom_ofdm_tx/rx; the generated top block runs and delivers frames."""
     grc = tmp_path / "semcom_phy_loop.grc"
-    grc.write_text(_GRC)
+    grc.write_text(_GRC.replace("config: ''", f"config: '{REPO / config if config else ''}'"))
     env = dict(os.environ, HOME=str(tmp_path), GRC_BLOCKS_PATH=str(REPO / "blocks" / "grc"))
     res = subprocess.run(["grcc", "-o", str(tmp_path), str(grc)], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -324,9 +325,18 @@ def test_grc_flowgraph_with_semcom_ofdm_blocks_compiles(tmp_path):
     code = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(tmp_path)!r})
         import semcom_phy_loop as m
+        import time
         tb = m.semcom_phy_loop()
         print(type(tb.tx).__name__, type(tb.rx).__name__)
+        tb.start()
+        deadline = time.monotonic() + 20
+        while tb.dbg.num_messages() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tb.stop()
+        tb.wait()
+        print("frames", tb.dbg.num_messages())
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr
     assert "semcom_ofdm_tx semcom_ofdm_rx" in res.stdout
+    assert int(res.stdout.split("frames")[-1]) >= 2  # the strobe's PDUs came out of the RX
