@@ -5,17 +5,17 @@ Flowgraph::
     in -> digital.ofdm_sync_sc_cfb (C++, per sample: Schmidl & Cox metric, plateau trigger,
           |                          held fractional-CFO angle)
           +--(samples, angle, trigger)--> FrameDemodSink (Python, per work call / per trigger)
-                                          -> FrameDemodulator.demodulate on a numpy slice
+                                          -> FrameDemodulator (_front, _finish) on a numpy slice
                                           -> msg 'out' (frames), 'header_syms', 'stats'
 
 Where Python runs: ``FrameDemodSink.work`` copies each buffer into a bounded numpy ring
 (one ``memcpy``) and finds triggers with ``np.flatnonzero``; there is no per-sample Python. Per
 trigger (same two steps as ``phy.rx.StreamingReceiver``): once preamble + header are buffered
-the header is decoded (``n_payload``), once the frame's last OFDM symbol is in,
-``FrameDemodulator.demodulate`` runs vectorised numpy on that slice: integer CFO, fine timing,
-delay-domain denoised channel estimate, pilot phase tracking, noise variance, soft Viterbi
-header decoding and equalisation without decision feedback. When the longest possible frame is
-already buffered (big input buffers), ``demodulate`` runs once without the separate header step.
+``FrameDemodulator._front`` decodes the header (integer CFO, fine timing, delay-domain denoised
+channel estimate, pilot phase tracking, soft Viterbi, CRC), and once the frame's last OFDM
+symbol is in, ``FrameDemodulator._finish`` equalises the payload (channel re-estimated with the
+header as extra training, noise variance per symbol, no decision feedback) - together exactly
+``FrameDemodulator.demodulate``, vectorised numpy on a slice of the ring.
 A trigger inside a delivered frame is ignored; one inside a plateau longer than two OFDM symbols
 (tone, DC offset) is rejected by a vectorised metric check before any demodulation.
 
@@ -111,12 +111,12 @@ class FrameDemodSink(gr.sync_block):
         # trigger index - coarse frame start: the plateau middle of the window *ending* at the trigger
         self._trig_to_start = spec.fft_len - 1 + spec.cp_len // 2
         self._pre = self.demod.pre  # samples the demodulator wants before a coarse start
-        self._span_max = self.demod.span(spec.max_payload_symbols)
+        self._span_max = self.demod.span(spec.max_payload_symbols)  # sizes the ring
         cap = max(4 * (self._span_max + self._pre), BUFFER_ITEMS)
         self._buf = np.zeros(cap, dtype=np.complex64)
         self._buf_start = 0  # absolute index of _buf[0]
         self._buf_len = 0
-        self._pending: deque[list] = deque()  # [coarse start, cfo_frac, n_payload or None]
+        self._pending: deque[list] = deque()  # [coarse start, cfo_frac, decoded front or None]
         self._busy_until = -(1 << 62)  # absolute index: triggers before it fall inside a delivered frame
         self._last_stats = time.monotonic()
         self._lock = threading.Lock()
@@ -180,20 +180,21 @@ class FrameDemodSink(gr.sync_block):
         return n_in
 
     def _process(self, final: bool) -> None:
-        """Decode pending triggers in order: header once it is buffered, the frame once all of it is.
+        """Decode pending triggers in order: header once it is buffered, the payload once all of it is.
 
-        The same two steps as ``phy.rx.StreamingReceiver``: the header gives ``n_payload``, so a
-        frame is delivered as soon as its last OFDM symbol is in, never waiting for samples of
-        a maximal frame.
+        The same two steps as ``phy.rx.StreamingReceiver`` (``FrameDemodulator._front`` then
+        ``_finish`` with the decoded header reused): ``n_payload`` from the header tells when the
+        frame is complete, so a frame is delivered as soon as its last OFDM symbol is in, never
+        waiting for the samples of a maximal frame.
         """
         dm, end = self.demod, self._end
         while self._pending:
             cand = self._pending[0]
-            c, cfo, n_pay = cand
+            c, cfo, front = cand
             if c < self._busy_until:
                 self._pending.popleft()
                 continue
-            if n_pay is None:
+            if front is None:
                 if end < c + dm.span() and not final:
                     return
                 self.stats.detections += 1
@@ -202,25 +203,24 @@ class FrameDemodSink(gr.sync_block):
                     self.stats.sync_fail += 1
                     self.long_plateaus += 1
                     continue
-                if end >= c + self._span_max:  # the longest frame is already in: one pass
-                    self._pending.popleft()
-                    self._demodulate(c, cfo, c + self._span_max, self.stats)
-                    continue
                 x = self._local(c - self._pre, min(c + dm.span(), end))
-                f = dm._front(x, self._pre, cfo, self.stats, self.spec.max_payload_symbols)
-                if f is None:
+                cand[2] = front = dm._front(x, self._pre, cfo, self.stats, self.spec.max_payload_symbols)
+                if front is None:
                     self._pending.popleft()
                     continue
-                cand[2] = n_pay = int(f.header.n_payload)
-            need = c + dm.span(n_pay)
-            if end < need and not final:
+            stop = c + dm.span(front.header.n_payload)  # conservative: the frame ends before this
+            if end < stop and not final:
                 return
             self._pending.popleft()
-            if end < need:
-                self.stats.truncated += 1
+            scratch = self._new_stats()
+            frame = dm._finish(self._local(c - self._pre, min(stop, end)), self._pre, front, scratch)
+            if frame is None:
+                self.stats.truncated += scratch.truncated
                 continue
-            if self._demodulate(c, cfo, need, self._new_stats()) is None:
-                self.stats.header_crc_fail += 1  # cannot happen after a good header (same samples)
+            self.stats.frames_ok += 1
+            frame.start = int(frame.start) + c - self._pre  # absolute sample index of the frame
+            self._busy_until = frame.start + dm.body_len(int(frame.header.n_payload)) - self.spec.cp_len
+            self._deliver(frame)
 
     def _long_plateau(self, c: int) -> bool:
         """True when the S&C metric stays above threshold for more than two OFDM symbols around ``c``.
@@ -239,19 +239,6 @@ class FrameDemodSink(gr.sync_block):
             if first - n // 2 <= centre <= last + n // 2:
                 return last - first > w
         return False
-
-    def _demodulate(self, c: int, cfo: float, stop: int, stats):
-        """Demodulate the frame at coarse start ``c`` from absolute samples [c - pre, stop); deliver it."""
-        dm = self.demod
-        frame = dm.demodulate(self._local(c - self._pre, stop), self._pre, cfo, stats)
-        if frame is None:
-            return None
-        if stats is not self.stats:
-            self.stats.frames_ok += 1
-        frame.start = int(frame.start) + c - self._pre  # absolute sample index of the frame
-        self._busy_until = frame.start + dm.body_len(int(frame.header.n_payload)) - self.spec.cp_len
-        self._deliver(frame)
-        return frame
 
     def _deliver(self, frame) -> None:
         self.frames_out += 1
