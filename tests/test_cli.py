@@ -336,3 +336,15 @@ def test_zmq_two_process_link(tmp_path):
     assert sorted(z["stream_ids"]) == [0, 1] and all(z[f"s{i}_mask"].all() for i in range(2))
     assert np.all(np.abs(z["frame_snr_db"] - 25) < 2) and np.all(np.abs(z["frame_cfo"] - 0.5) < 0.05)
     assert json.loads((tmp_path / "z.json").read_text())["frames"] == 2
+
+
+def test_bench_phy_cli_json(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "phy", "--quick", "--only", "noise", "--json", str(out), "--silent"]) == 0
+    res = json.loads(out.read_text())
+    assert res["mode"] == "quick" and res["noise_only"]["samples"] == 1_000_000
+    assert res["noise_only"]["false_frames"] == 0
+    assert "noise-only samples" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as ei:
+        main(["bench", "phy", "--only", "bogus"])
+    assert ei.value.code == 2
