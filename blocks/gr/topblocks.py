@@ -87,6 +87,8 @@ def _connect_rx(tb: gr.top_block, upstream, spec: FrameSpec, channel: Any, stats
     """Wire ``upstream -> (channel) -> semcom_ofdm_rx -> FrameCollector`` in ``tb``; returns (rx, channel, collector)."""
     rx = semcom_ofdm_rx(spec, stats_interval=stats_interval)
     chan = make_channel(channel, spec)
+    if chan is not None:
+        chan.set_min_output_buffer(BUFFER_ITEMS)  # big chunks for the RX's Python block
     collector = FrameCollector()
     tb.connect(*([upstream] + ([chan] if chan is not None else []) + [rx]))
     tb.msg_connect(rx, "out", collector, "in")
