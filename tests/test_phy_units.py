@@ -91,7 +91,7 @@ def test_spec_id_tracks_waveform_only():
     for change in ({"max_payload_symbols": 10}, {"guard_len": 0}, {"sc_threshold": 0.3},
                    {"payload_kind": "digital"}):
         assert base.replace(**change).spec_id == base.spec_id, change
-    assert 0 <= base.spec_id < 256
+    assert 0 <= base.spec_id < 65536
 
 
 def test_frame_len_formula():
@@ -113,10 +113,11 @@ def test_pilot_matrix_polarity():
 
 # ---------------------------------------------------------------------- header.py
 def _random_header(rng):
+    count = int(rng.integers(1, 65536))
     return hdr.HeaderFields(payload_kind=int(rng.integers(0, 5)), flags=int(rng.integers(0, 256)),
-                            spec_id=int(rng.integers(0, 256)), codec_id=int(rng.integers(0, 256)),
+                            spec_id=int(rng.integers(0, 65536)), codec_id=int(rng.integers(0, 256)),
                             frame_counter=int(rng.integers(0, 65536)), stream_id=int(rng.integers(0, 65536)),
-                            chunk_index=int(rng.integers(0, 65536)), chunk_count=int(rng.integers(1, 65536)),
+                            chunk_index=int(rng.integers(0, count)), chunk_count=count,
                             n_payload=int(rng.integers(0, 65536)))
 
 
@@ -144,6 +145,10 @@ def test_header_field_range_errors():
         hdr.HeaderFields(flags=-1)
     with pytest.raises(hdr.HeaderError, match="spec_id"):
         hdr.HeaderFields(spec_id=1.5)
+    with pytest.raises(hdr.HeaderError, match="chunk_count"):
+        hdr.HeaderFields(chunk_count=0)
+    with pytest.raises(hdr.HeaderError, match="chunk_index"):
+        hdr.HeaderFields(chunk_index=3, chunk_count=3)
     assert hdr.payload_kind_name(hdr.payload_kind_code("digital", "16qam")) == ("digital", "16qam")
     assert hdr.payload_kind_name(0) == ("analog", None)
     with pytest.raises(hdr.HeaderError, match="payload_kind"):
@@ -332,3 +337,11 @@ def test_reassembler_missing_chunk_not_shifted():
     assert out.symbols.size == 25 and out.missing == [1, 2]
     with pytest.raises(ValueError, match="chunk_index"):
         r.add(3, 3, 3, parts[0][1], 0.1)
+
+
+def test_crc_valid_header_with_impossible_fields_is_rejected():
+    # chunk_count 0 with a correct CRC: unpack refuses it instead of raising deep in the receiver
+    body = np.concatenate([hdr._int_bits(v, w) for v, (_, w) in zip(
+        [hdr.HEADER_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 10], hdr._LAYOUT)])
+    bits = np.concatenate([body, hdr._int_bits(hdr.crc16(body), 16)])
+    assert hdr.unpack(bits) is None

@@ -47,7 +47,7 @@ HEADER_MODULATIONS = ("bpsk", "qpsk")
 BITS_PER_SYMBOL = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6}
 
 # Number of information bits in the header, CRC included (see header.py).
-HEADER_BITS = 128
+HEADER_BITS = 136
 # Constraint length of the header's convolutional code (K=7, 802.11 polynomials 133/171).
 HEADER_CODE_K = 7
 
@@ -140,7 +140,7 @@ class FrameSpec:
     payload_modulation: str = "qpsk"
     max_payload_symbols: int = 3072
     guard_len: int = 160
-    sc_threshold: float = 0.5
+    sc_threshold: float = 0.2
     seed: int = 0x5EC0
 
     # ------------------------------------------------------------------ validation
@@ -255,18 +255,19 @@ class FrameSpec:
 
     @functools.cached_property
     def spec_id(self) -> int:
-        """8-bit fingerprint of every field that changes the waveform; carried in each header.
+        """16-bit fingerprint of every field that changes the waveform; carried in each header.
 
         A receiver configured with another frame description rejects the frame instead of
         delivering garbage (``max_payload_symbols``, ``guard_len`` and ``sc_threshold`` do not
-        change how a frame is demodulated and are left out). Computed once per instance (the
+        change how a frame is demodulated and are left out; nor do ``payload_kind`` and
+        ``payload_modulation``, which each header announces itself). Computed once per instance (the
         spec is immutable; transmitter and receiver read it for every frame).
         """
         d = self.to_dict()
         for k in ("max_payload_symbols", "guard_len", "sc_threshold", "payload_kind", "payload_modulation"):
             d.pop(k)
         h = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).digest()
-        return h[0]
+        return int.from_bytes(h[:2], "big")
 
     # ------------------------------------------------------------------ derived sizes
     @property

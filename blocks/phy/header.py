@@ -1,6 +1,6 @@
 """Frame header: fixed bit layout, CRC-16, rate-1/2 K=7 convolutional code, interleaver.
 
-Layout (``HEADER_BITS`` = 128 bits, big-endian fields, then CRC-16/CCITT-FALSE over the first 112):
+Layout (``HEADER_BITS`` = 136 bits, big-endian fields, then CRC-16/CCITT-FALSE over the first 120):
 
 =============  =====  ===========================================================
 field          bits   meaning
@@ -8,7 +8,7 @@ field          bits   meaning
 version        4      header format version (``HEADER_VERSION``)
 payload_kind   4      0 analog, 1..4 digital bpsk/qpsk/16qam/64qam
 flags          8      application flags (bit 0: last frame of a stream)
-spec_id        8      ``FrameSpec.spec_id`` of the transmitter
+spec_id        16     ``FrameSpec.spec_id`` of the transmitter
 codec_id       8      semantic codec / source codec identifier
 frame_counter  16     running frame number (mod 65536)
 stream_id      16     image / stream identifier
@@ -36,7 +36,7 @@ __all__ = ["HeaderFields", "HeaderError", "HEADER_VERSION", "pack", "unpack", "c
            "payload_kind_name"]
 
 HEADER_VERSION = 1
-_LAYOUT = (("version", 4), ("payload_kind", 4), ("flags", 8), ("spec_id", 8), ("codec_id", 8),
+_LAYOUT = (("version", 4), ("payload_kind", 4), ("flags", 8), ("spec_id", 16), ("codec_id", 8),
            ("frame_counter", 16), ("stream_id", 16), ("chunk_index", 16), ("chunk_count", 16),
            ("n_payload", 16))
 _PAYLOAD_BITS = sum(w for _, w in _LAYOUT)
@@ -91,6 +91,10 @@ class HeaderFields:
             if not 0 <= int(v) < (1 << widths[f.name]):
                 raise HeaderError(f"{f.name}: {v} does not fit in {widths[f.name]} bits")
             object.__setattr__(self, f.name, int(v))
+        if self.chunk_count < 1:
+            raise HeaderError(f"chunk_count: must be >= 1, got {self.chunk_count}")
+        if self.chunk_index >= self.chunk_count:
+            raise HeaderError(f"chunk_index: {self.chunk_index} must be < chunk_count {self.chunk_count}")
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -153,7 +157,10 @@ def unpack(bits: np.ndarray) -> HeaderFields | None:
         pos += w
     if vals["version"] != HEADER_VERSION:
         return None
-    return HeaderFields(**vals)
+    try:  # a CRC-valid header with impossible fields (e.g. chunk_count 0) is still rejected
+        return HeaderFields(**vals)
+    except HeaderError:
+        return None
 
 
 # ---------------------------------------------------------------------- convolutional code

@@ -382,7 +382,7 @@ class StreamingReceiver:
     ``flush()`` ends the stream: a frame cut by the end counts as ``truncated``.
 
     Detection threshold (``spec.sc_threshold``): the Schmidl & Cox plateau is about
-    ``(snr / (1 + snr))**2``, so the default 0.5 detects from about 4-5 dB Es/N0; 0.15-0.2 reaches
+    ``(snr / (1 + snr))**2``, so 0.5 would detect only from about 4-5 dB Es/N0; the default 0.2 reaches
     about 0-2 dB. Noise crossings are rejected by the training checks (``sync_fail``) at well
     under a millisecond each: with 1e6 noise samples at N=64, 0.2 gives ~170 candidates and 0.15
     ~900, none delivered.
