@@ -53,6 +53,8 @@ ensure_venv() {
     local c="$VENV/constraints.txt"; echo "numpy<2" > "$c"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$c" "torch==2.13.0"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$c" -e "$ROOT[ml,test]"
+    # pyadi-iio 0.0.21 pins pylibiio (libiio 1.x); Debian's python3-libiio 0.24 provides `iio`
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "pyadi-iio==0.0.21"
     "$VENV/bin/python" - <<'PYEOF'
 import numpy
 assert int(numpy.__version__.split(".")[0]) < 2, f"numpy {numpy.__version__} >= 2 breaks GNU Radio"

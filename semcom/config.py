@@ -105,7 +105,7 @@ def _section_from_dict(cls, section: str, d: Any):
 
 
 # ---------------------------------------------------------------------- minimal sections
-RADIO_DEVICES = ("loopback", "zmq", "pluto", "uhd", "file")
+RADIO_DEVICES = ("loopback", "zmq", "pluto", "uhd", "file", "fake_pluto", "fake_uhd")
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,15 @@ class RadioConfig:
     """Front end. ``sample_rate`` in samples/s, ``center_freq`` in Hz, gains in dB.
 
     ``device``: ``loopback`` (channel simulator), ``zmq`` (two processes over gr-zeromq),
-    ``pluto``, ``uhd`` or ``file`` (SigMF recordings). ``uri`` is the device address
-    (``ip:192.168.2.1``, UHD args); ``zmq_address`` the TX->RX ZMQ endpoint (localhost by default).
+    ``pluto``, ``uhd`` or ``file`` (SigMF recordings); ``fake_pluto`` / ``fake_uhd`` are the
+    test doubles of ``semcom.radio.fakes`` (same checks as the real device). ``uri`` is the device
+    address (``ip:192.168.2.1``, UHD args); ``zmq_address`` the TX->RX ZMQ endpoint.
+
+    Hardware fields (checked against the device's ranges by ``semcom.radio.limits``, which
+    documents the units and ranges): ``model``/``daughterboard`` (USRP), ``rf_bandwidth``,
+    ``tx_gain_max_db`` (safety cap), ``rx_agc``, ``buffer_size``, ``tx_antenna``/``rx_antenna``,
+    ``clock_source``/``time_source``, ``pluto_x8_fir``, ``tx_peak``, ``tx_ramp_s``/``tx_ramp_steps``
+    (TX gain ramp), ``rx_settle_s`` (AGC settle time discarded at RX start).
     """
 
     device: str = "loopback"
@@ -124,6 +131,21 @@ class RadioConfig:
     tx_gain_db: float = -10.0
     rx_gain_db: float = 40.0
     zmq_address: str = "tcp://127.0.0.1:5555"
+    model: str | None = None
+    daughterboard: str | None = None
+    rf_bandwidth: float | None = None
+    tx_gain_max_db: float | None = None
+    rx_agc: str = "manual"
+    buffer_size: int = 32768
+    tx_antenna: str | None = None
+    rx_antenna: str | None = None
+    clock_source: str | None = None
+    time_source: str | None = None
+    pluto_x8_fir: bool = False
+    tx_peak: float = 0.5
+    tx_ramp_s: float = 0.2
+    tx_ramp_steps: int = 5
+    rx_settle_s: float = 0.05
 
     def __post_init__(self) -> None:
         s = "radio"
@@ -137,6 +159,10 @@ class RadioConfig:
         if not addr.startswith(("tcp://", "ipc://", "inproc://")):
             raise ConfigError("radio.zmq_address", f"must be a ZMQ endpoint like tcp://127.0.0.1:5555, got {addr!r}")
         object.__setattr__(self, "zmq_address", addr)
+        from semcom.radio.limits import check_radio  # noqa: PLC0415 (hardware fields and device ranges)
+
+        for name, value in check_radio(self).items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True)
