@@ -171,6 +171,55 @@ def test_viterbi_corrects_errors_and_erasures(rng):
     np.testing.assert_array_equal(hdr.viterbi_decode(noisy, HEADER_BITS), bits)
 
 
+def _viterbi_reference(llr, n_bits):
+    """Textbook soft Viterbi, state by state, with its own trellis from the 133/171 generators."""
+    llr = np.asarray(llr, dtype=np.float64).reshape(-1, 2)
+    k = 7
+    n_states = 1 << (k - 1)
+
+    def step(state, bit):  # shift register with the newest bit on top: (next state, (c0, c1))
+        reg = (bit << (k - 1)) | state
+        return reg >> 1, tuple(bin(reg & g).count("1") & 1 for g in (0o133, 0o171))
+
+    metric = [0.0] + [-np.inf] * (n_states - 1)
+    back = []  # per step: for every next state, (previous state, input bit) of the survivor
+    for l0, l1 in llr.tolist():
+        best = [None] * n_states
+        for s in range(n_states):  # ascending: on a tie the lower previous state is kept
+            for b in (0, 1):
+                ns, (c0, c1) = step(s, b)
+                m = metric[s] + (l0 * (1.0 - 2.0 * c0) + l1 * (1.0 - 2.0 * c1))
+                if best[ns] is None or m > best[ns][0]:
+                    best[ns] = (m, s, b)
+        metric = [v[0] for v in best]
+        back.append([(v[1], v[2]) for v in best])
+    state, bits = 0, []
+    for survivors in reversed(back):
+        state, b = survivors[state]
+        bits.append(b)
+    return np.array(bits[::-1], dtype=np.uint8)[:n_bits]
+
+
+def test_viterbi_equals_reference_on_random_llrs_with_erasures(rng):
+    n_bits = HEADER_BITS
+    bits = hdr.pack(_random_header(rng))
+    sign = 1.0 - 2.0 * hdr.conv_encode(bits)
+    cases = [
+        rng.normal(0, 1, sign.size),  # pure noise: no codeword near, every tie-break exercised
+        np.round(rng.normal(0, 1.5, sign.size)),  # small integers: many exact ties and zeros
+        sign * 2.0 + rng.normal(0, 1.5, sign.size),  # noisy codeword: trellis path
+        np.where(rng.random(sign.size) < 0.3, 0.0, sign + rng.normal(0, 0.8, sign.size)),  # erasures
+        np.zeros(sign.size),  # everything erased
+        sign * rng.uniform(0.5, 3.0, sign.size),  # clean: the hard-decision fast path
+    ]
+    for llr in cases:
+        np.testing.assert_array_equal(hdr.viterbi_decode(llr, n_bits), _viterbi_reference(llr, n_bits))
+    # fast path and trellis agree on a clean codeword with one tiny LLR (forced onto the trellis)
+    clean = sign * 4.0
+    clean[17] *= 1e-12
+    np.testing.assert_array_equal(hdr.viterbi_decode(clean, n_bits), bits)
+
+
 def test_interleaver_is_a_permutation(rng):
     x = np.arange(268)
     y = hdr.interleave(x)

@@ -227,32 +227,112 @@ _PREV_STATE, _PREV_BIT = _predecessors()
 _PREV_SIGN = (1.0 - 2.0 * _OUT[_PREV_STATE, _PREV_BIT]).astype(np.float64)
 
 
+def _gf2_mul(a: int, b: int) -> int:
+    """Product of two GF(2) polynomials held as ints (bit d = coefficient of D^d)."""
+    r = 0
+    while b:
+        if b & 1:
+            r ^= a
+        a, b = a << 1, b >> 1
+    return r
+
+
+def _gf2_inverse_filters() -> tuple[np.ndarray, np.ndarray]:
+    """FIR filters ``f0, f1`` with ``f0*g0 + f1*g1 = 1`` over GF(2) (extended Euclid); int64 [deg+1] each.
+
+    Hence ``u = f0*c0 + f1*c1`` recovers the information bits ``u`` from the two coded streams
+    ``c_i = u*g_i`` of ``conv_encode`` (the code is not catastrophic: gcd(g0, g1) = 1).
+    """
+    g = [int(sum(int(b) << d for d, b in enumerate(t))) for t in _TAPS]
+    a, b, x0, x1, y0, y1 = g[0], g[1], 1, 0, 0, 1  # invariants: a = x0 g0 + y0 g1, b = x1 g0 + y1 g1
+    while b:
+        q, r = 0, a
+        while r and r.bit_length() >= b.bit_length():
+            s = r.bit_length() - b.bit_length()
+            q, r = q | (1 << s), r ^ (b << s)
+        a, b = b, r
+        x0, x1 = x1, x0 ^ _gf2_mul(q, x1)
+        y0, y1 = y1, y0 ^ _gf2_mul(q, y1)
+    assert a == 1, "convolutional code must not be catastrophic"
+
+    def taps(p: int) -> np.ndarray:
+        return np.array([(p >> d) & 1 for d in range(max(p.bit_length(), 1))], dtype=np.int64)
+
+    return taps(x0), taps(y0)
+
+
+_INV0, _INV1 = _gf2_inverse_filters()
+
+
+def _hard_decision_decode(llr: np.ndarray, n_bits: int) -> np.ndarray | None:
+    """The Viterbi result without the trellis when the hard decisions already form a codeword.
+
+    ``llr`` float64 [n, 2]. When every ``|llr|`` is clearly non-zero and the signs of the LLRs
+    are a terminated codeword, that codeword has the largest possible correlation metric
+    (``sum |llr|``; every other path loses at least ``2 min |llr|``), so it is the unique
+    maximum-likelihood path that ``viterbi_decode`` would return. Returns uint8 [n_bits] or None.
+    """
+    mag = np.abs(llr)
+    if not mag.min() > 1e-9 * mag.sum():  # also False for NaN: an erasure or a near-tie -> trellis
+        return None
+    hard = (llr < 0).view(np.int8).astype(np.int64)  # [n, 2]
+    u = (np.convolve(hard[:, 0], _INV0) + np.convolve(hard[:, 1], _INV1))[:n_bits] & 1
+    if not np.array_equal(conv_encode(u).reshape(-1, 2), hard):
+        return None
+    return u.astype(np.uint8)
+
+
 def viterbi_decode(llr: np.ndarray, n_bits: int) -> np.ndarray:
     """Soft Viterbi for ``conv_encode``; ``llr`` float [2 * (n_bits + K - 1)], positive = bit 0.
 
-    Returns uint8 [n_bits]. Erased positions (LLR 0) are allowed. Branch metrics (correlation
-    of the LLRs with the +-1 image of the expected bits) are computed for all steps at once;
-    the add-compare-select loop then costs a few numpy calls per step. Ties keep branch 0.
+    Returns uint8 [n_bits], the path of largest correlation of the LLRs with the +-1 image of
+    the coded bits that starts and ends in state 0. Erased positions (LLR 0) are allowed; ties
+    keep the branch from the lower predecessor state.
+
+    Fast path: when the hard decisions are already a codeword (clean header) it is the
+    maximum-likelihood path and no trellis is run (``_hard_decision_decode``). Otherwise a
+    trellis over the butterflies of the shift register: state ``s`` goes to ``(b << 5) | (s >> 1)``,
+    so the predecessors of states ``j`` and ``32 + j`` are ``2j`` and ``2j + 1``; the branch
+    metrics of all steps are computed at once and each step costs two numpy calls (``_forward``).
     """
     llr = np.asarray(llr, dtype=np.float64).reshape(-1, 2)
     n = llr.shape[0]
-    bm = llr[:, None, None, 0] * _PREV_SIGN[None, :, :, 0] + llr[:, None, None, 1] * _PREV_SIGN[None, :, :, 1]  # [n, S, 2]
-    metric = np.full(_NSTATES, -np.inf)
-    metric[0] = 0.0
-    decisions = np.zeros((n, _NSTATES), dtype=np.int8)
-    for t in range(n):
-        cand = metric[_PREV_STATE] + bm[t]  # [S, 2]
-        choice = cand[:, 1] > cand[:, 0]
-        metric = np.where(choice, cand[:, 1], cand[:, 0])
-        decisions[t] = choice
+    if n == n_bits + HEADER_CODE_K - 1:
+        fast = _hard_decision_decode(llr, n_bits)
+        if fast is not None:
+            return fast
+    # decisions of each step as one 64-bit int (bit s: survivor of state s from 2j+1)
+    dec = np.packbits(_forward(llr), axis=1, bitorder="little").view("<u8").ravel().tolist()
     state, bits = 0, np.empty(n, dtype=np.uint8)  # tail bits force state 0
-    dec = decisions.tolist()
-    ps, pb = _PREV_STATE.tolist(), _PREV_BIT.tolist()
     for t in range(n - 1, -1, -1):
-        c = dec[t][state]
-        bits[t] = pb[state][c]
-        state = ps[state][c]
+        c = (dec[t] >> state) & 1
+        bits[t] = state >> (HEADER_CODE_K - 2)  # input bit = top bit of the new state
+        state = ((state << 1) & (_NSTATES - 1)) | c
     return bits[:n_bits]
+
+
+def _forward(llr: np.ndarray) -> np.ndarray:
+    """Survivor decisions of the add-compare-select; bool [n, n_states] (True: from state 2j+1).
+
+    The loop only propagates the path metrics (an add and a max per step, the least numpy calls
+    found); the decisions of all steps are then recomputed from the stored metrics with the same
+    additions, in two vectorised calls.
+    """
+    n = llr.shape[0]
+    half = _NSTATES // 2
+    sign = _PREV_SIGN.reshape(2, half, 2, 2)  # [b, j, c, bit i] for the branch 2j+c -> b*half+j
+    bm = llr[:, None, None, None, 0] * sign[None, ..., 0] + llr[:, None, None, None, 1] * sign[None, ..., 1]
+    hist = np.full((n + 1, _NSTATES), -np.inf)  # path metrics before each step
+    hist[0, 0] = 0.0
+    pairs = hist.reshape(n + 1, half, 2)  # [t, j, c] = state 2j + c
+    new = hist.reshape(n + 1, 2, half)  # [t, b, j] = state b*half + j
+    cand = np.empty((2, half, 2))
+    c0, c1 = cand[..., 0], cand[..., 1]
+    for t in range(n):
+        np.add(pairs[t], bm[t], out=cand)
+        np.maximum(c0, c1, out=new[t + 1])
+    cand = pairs[:-1, None] + bm  # [n, b, j, c], the very additions of the loop
+    return (cand[..., 1] > cand[..., 0]).reshape(n, _NSTATES)
 
 
 # ---------------------------------------------------------------------- interleaver
