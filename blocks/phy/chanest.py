@@ -66,6 +66,10 @@ class DelayDomainEstimator:
         self.delays = tap_delays(spec)
         self.a = np.exp(-2j * np.pi * np.outer(self.k, self.delays) / spec.fft_len)  # [n_used, n_cand]
         self.gamma = float(np.log(self.delays.size) + 4.0)
+        self.bins = spec.bin(spec.used_carriers)  # [n_used] FFT bins of the used carriers
+        self._delay_bins = self.delays % spec.fft_len
+        # Gram matrix of the weighted columns: G[l, j] = sum_k w_k exp(-2j pi k (d_j - d_l) / N) = C[(d_j - d_l) % N]
+        self._lag = (self.delays[None, :] - self.delays[:, None]) % spec.fft_len  # [n_cand, n_cand]
 
     def residual_noise(self, h_ls: np.ndarray, weight: np.ndarray) -> float:
         """Noise variance (per unit weight) from the residual of a fit with all candidate taps."""
@@ -81,27 +85,44 @@ class DelayDomainEstimator:
 
         ``weight`` float [n_used] > 0 (known-symbol energy per carrier), ``n0`` noise variance per
         received sample. Returns the denoised estimate and its error variance per carrier.
+
+        The greedy selection runs on the Gram matrix of the weighted columns ``a_j sqrt(w)``
+        instead of the [n_used, n_cand] matrix (which made it O(N^2) per tap): the Gram matrix is
+        Toeplitz over the delays (one FFT of the weights), the correlations ``a_j^H W h_ls`` are one
+        FFT, and choosing a tap updates, for every candidate, its projection on the new
+        orthonormal direction, its remaining norm and its correlation with the residual (the same
+        orthogonal least squares as projecting the columns explicitly). The refit on the kept taps
+        solves their small normal equations (``_refit``).
         """
-        sw = np.sqrt(np.asarray(weight, dtype=np.float64))
-        y = np.asarray(h_ls, dtype=np.complex128) * sw  # whitened: noise variance n0 everywhere
-        ap = self.a * sw[:, None]  # [n_used, n_cand], columns orthogonalised as taps get chosen
-        norms = np.sum(ap.real ** 2 + ap.imag ** 2, axis=0)  # [n_cand]
+        n = self.spec.fft_len
+        w = np.asarray(weight, dtype=np.float64)
+        h_ls = np.asarray(h_ls, dtype=np.complex128)
+        sw = np.sqrt(w)
+        y = h_ls * sw  # whitened: noise variance n0 everywhere
+        grid = np.zeros(n, dtype=np.complex128)
+        grid[self.bins] = w
+        toeplitz = np.fft.fft(grid)  # C[m] = sum_k w_k exp(-2j pi k m / N)
+        grid[self.bins] = np.conj(w * h_ls)
+        z0 = np.conj(np.fft.fft(grid)[self._delay_bins])  # a_j^H W h_ls
+        z = z0.copy()  # correlation of each column with the residual
+        nc = self.delays.size
+        norms = np.full(nc, toeplitz[0].real)  # squared norm of each column once the chosen ones are projected out
         floor = 1e-9 * norms.max()
-        r = y.copy()
         thr = max(self.gamma * n0, 1e-13 * float(np.sum(y.real ** 2 + y.imag ** 2)))
-        chosen = np.zeros(self.delays.size, dtype=bool)
-        for _ in range(self.delays.size):
-            corr = r.conj() @ ap  # [n_cand], conj of ap^H r
-            gain = np.where(chosen | (norms <= floor), 0.0,
-                            (corr.real ** 2 + corr.imag ** 2) / np.maximum(norms, floor))
+        chosen = np.zeros(nc, dtype=bool)
+        proj = np.empty((min(nc, 8), nc), dtype=np.complex128)  # row i: q_i^H a_j, i-th chosen direction q_i
+        for i in range(nc):
+            gain = np.where(chosen | (norms <= floor), 0.0, (z.real ** 2 + z.imag ** 2) / np.maximum(norms, floor))
             j = int(np.argmax(gain))
             if gain[j] <= thr:
                 break
-            q = ap[:, j] / np.sqrt(norms[j])
-            r -= q * (q.conj() @ r)
-            proj = q.conj() @ ap  # [n_cand]
-            ap -= np.outer(q, proj)
-            norms = np.maximum(norms - (proj.real ** 2 + proj.imag ** 2), 0.0)  # ||ap_j||^2 after the update
+            s = float(np.sqrt(norms[j]))
+            p = (toeplitz[self._lag[j]] - np.conj(proj[:i, j]) @ proj[:i]) / s  # q^H a for the new direction q
+            if i == proj.shape[0]:  # grown on demand: most channels need a few taps
+                proj = np.concatenate([proj, np.empty_like(proj)])[:nc]
+            proj[i] = p
+            z -= np.conj(p) * (z[j] / s)
+            norms = np.maximum(norms - (p.real ** 2 + p.imag ** 2), 0.0)
             chosen[j] = True
         # a path between two sample instants leaks into the neighbouring taps (sinc tails below
         # the threshold): keep the direct neighbours of every chosen tap too and refit
@@ -109,11 +130,31 @@ class DelayDomainEstimator:
         keep[1:] |= chosen[:-1]
         keep[:-1] |= chosen[1:]
         n_taps = int(keep.sum())
+        h = np.zeros(self.k.size, dtype=np.complex128)
         if n_taps:
-            a = self.a[:, keep] * sw[:, None]
-            coef, *_ = np.linalg.lstsq(a, y, rcond=1e-9)
-            r = y - a @ coef
-        h = (y - r) / sw
-        err = n0 * (n_taps / self.k.size) / np.asarray(weight, dtype=np.float64)
+            h = self._refit(keep, toeplitz, z0, sw, y)
+        r = y - h * sw
+        err = n0 * (n_taps / self.k.size) / w
         dof = max(1, self.k.size - n_taps)
         return ChannelEstimate(h=h, err_var=err, n_taps=n_taps, residual=float(np.sum(np.abs(r) ** 2) / dof))
+
+    def _refit(self, keep: np.ndarray, toeplitz: np.ndarray, z0: np.ndarray, sw: np.ndarray,
+               y: np.ndarray) -> np.ndarray:
+        """Least-squares fit of the whitened ``y`` on the kept taps; the fitted channel, complex128 [n_used].
+
+        Normal equations from the Toeplitz Gram matrix (eigen-decomposed, [n_keep, n_keep]) and the
+        fitted response by one FFT of the tap vector. A badly conditioned set of taps (many
+        adjacent delays next to the guard bands: condition number of the whitened columns above
+        1e4, where squaring it would cost accuracy) is solved by ``lstsq`` on the columns instead,
+        as singular values below 1e-9 of the largest are dropped there.
+        """
+        idx = np.flatnonzero(keep)
+        lam, vec = np.linalg.eigh(toeplitz[self._lag[np.ix_(idx, idx)]])
+        if lam[0] > 1e-8 * lam[-1]:
+            coef = vec @ ((vec.conj().T @ z0[idx]) / lam)
+            taps = np.zeros(self.spec.fft_len, dtype=np.complex128)
+            taps[self._delay_bins[idx]] = coef  # distinct bins: delays span less than fft_len
+            return np.fft.fft(taps)[self.bins]
+        a = self.a[:, idx] * sw[:, None]
+        coef, *_ = np.linalg.lstsq(a, y, rcond=1e-9)
+        return (a @ coef) / sw
