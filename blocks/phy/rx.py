@@ -37,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import header as hdr
 from .chanest import DelayDomainEstimator, noise_from_repeats
@@ -45,7 +46,7 @@ from .frame import HEADER_BITS, FrameSpec
 from .header import HeaderFields
 from .modulation import demodulate_llr
 from .sync import (cp_backoff, find_regions, fine_timing, fractional_cfo, integer_cfo, metric, mix,
-                   plateau_start, sc_metric)
+                   mix_at, plateau_start, sc_metric)
 from .tx import FrameTransmitter
 
 __all__ = ["RxFrame", "RxStats", "FrameDemodulator", "StreamingReceiver", "receive", "genie_equalize"]
@@ -142,7 +143,6 @@ class _Front:
     modulation: str | None
     start: int
     cfo: float
-    x: np.ndarray          # CFO-corrected window, complex128
     y: np.ndarray          # [n_training + n_header_symbols, fft_len] spectra
     phi: np.ndarray
     beta: np.ndarray
@@ -180,6 +180,11 @@ class FrameDemodulator:
         self.q_min = float(min(0.5, 2.5 / math.sqrt(max(pairs, 1))))
         # fine-timing peak over energy: ~ln(width)/(N n_training) for noise, SNR/(1+SNR) clean
         self.qt_min = float(min(0.08, 10.0 / (spec.fft_len * spec.n_training)))
+        # sample offsets of the FFT windows: training (integer CFO, from the coarse start) and
+        # preamble + header symbols (from the first window)
+        self._train_idx = (cp // 2 + sl * (1 + np.arange(spec.n_training)))[:, None] + np.arange(n)[None, :]
+        self._sym_idx = sl * np.arange(spec.n_training + self.n_hdr)[:, None] + np.arange(n)[None, :]
+        self._ramp_k = np.arange(n, dtype=np.float64)
 
     # ------------------------------------------------------------------ sizes
     def body_len(self, n_payload: int) -> int:
@@ -195,10 +200,18 @@ class FrameDemodulator:
     # ------------------------------------------------------------------ steps
     def _fft(self, x: np.ndarray, start: int, first: int, n_sym: int) -> np.ndarray:
         """Spectra of OFDM symbols ``first..first+n_sym-1`` of a frame at ``start``; [n_sym, fft_len]."""
+        return self._spectra(x, start, first, n_sym, 0.0)
+
+    def _spectra(self, x: np.ndarray, start: int, first: int, n_sym: int, cfo: float) -> np.ndarray:
+        """``_fft`` of ``mix(x, cfo, fft_len)``, mixing only the samples in the FFT windows; complex128 [n_sym, N].
+
+        Same values as mixing the whole window first (the same expression per sample).
+        """
         s = self.spec
-        a = start + s.cp_len - self.backoff
-        idx = a + (first + np.arange(n_sym))[:, None] * s.symbol_len + np.arange(s.fft_len)[None, :]
-        return np.fft.fft(x[idx], axis=1, norm="ortho")
+        first_win = start + s.cp_len - self.backoff + first * s.symbol_len
+        idx = first_win + self._sym_idx[:n_sym] if n_sym <= self._sym_idx.shape[0] else \
+            first_win + s.symbol_len * np.arange(n_sym)[:, None] + np.arange(s.fft_len)[None, :]
+        return np.fft.fft(mix_at(x, idx, cfo, s.fft_len), axis=1, norm="ortho")
 
     def _sync(self, x: np.ndarray, c: int, cfo_frac: float | None) -> tuple[int, float] | None:
         """Local start and total CFO, or None when the training does not correlate."""
@@ -208,19 +221,16 @@ class FrameDemodulator:
             eps_f, _ = fractional_cfo(x, c, s)  # the caller (or the detector) vouches for the plateau
         else:
             eps_f = float(cfo_frac)
-        xf = mix(x, eps_f, n)
-        a = c + cp // 2 + sl * (1 + np.arange(s.n_training))
-        ytr = np.fft.fft(xf[a[:, None] + np.arange(n)[None, :]], axis=1, norm="ortho")
+        ytr = np.fft.fft(mix_at(x, c + self._train_idx, eps_f, n), axis=1, norm="ortho")
         m_int, q = integer_cfo(ytr, s)
         if q < self.q_min:
             return None
         eps = eps_f + m_int
-        x0 = mix(x, eps, n)
-        start, q_t = fine_timing(x0, c, s, self.search)
+        start, q_t = fine_timing(x, c, s, self.search, cfo=eps)
         if q_t < self.qt_min:  # no training-symbol path: noise or another frame layout
             return None
         if s.n_training >= 2:  # residual CFO from the phase advance between repetitions
-            u = self._fft(x0, start, 1, s.n_training)[:, self.used_bins]
+            u = self._spectra(x, start, 1, s.n_training, eps)[:, self.used_bins]
             eps += float(np.angle(np.sum(u[1:] * np.conj(u[:-1])))) * n / (2 * np.pi * sl)
         return start, eps
 
@@ -254,8 +264,7 @@ class FrameDemodulator:
         if c - self.pre + start + (s.n_preamble_symbols + self.n_hdr) * s.symbol_len > samples.size:
             stats.truncated += 1  # a real frame whose header is cut off
             return None
-        x = mix(x, eps, s.fft_len)
-        y = self._fft(x, start, 1, s.n_training + self.n_hdr)  # [n_tr + n_hdr, N]
+        y = self._spectra(x, start, 1, s.n_training + self.n_hdr, eps)  # [n_tr + n_hdr, N]
         ytr, yh = y[:s.n_training, self.used_bins], y[s.n_training:]
         h_ls = ytr.mean(axis=0) * self.train
         ones = np.ones(self.used_k.size)
@@ -288,7 +297,7 @@ class FrameDemodulator:
         if h.n_payload > max_payload:
             stats.bad_length += 1
             return None
-        return _Front(h, kind, modulation, start, eps, x, y, phi, beta, n0)
+        return _Front(h, kind, modulation, start, eps, y, phi, beta, n0)
 
     # ------------------------------------------------------------------ public
     def demodulate(self, samples: np.ndarray, coarse_start: int, cfo_frac: float | None = None,
@@ -313,6 +322,36 @@ class FrameDemodulator:
             return None
         return self._finish(samples, c, f, stats)
 
+    def _payload_spectra(self, samples: np.ndarray, a: int, f: _Front, n_sym: int, end: int,
+                         stats: RxStats) -> np.ndarray:
+        """Spectra of the ``n_sym`` payload symbols, CFO removed; complex128 [n_sym, N].
+
+        ``samples[a:]`` is the window ``front`` saw. The FFT windows are read in place (a strided
+        view) and de-rotated by a per-sample ramp times a per-symbol phase (``exp`` of
+        ``N + n_sym`` values instead of one per sample; equal to ``mix`` within float rounding).
+        Non-finite samples after the header window are counted (as before) and every non-finite
+        sample in the windows reads as 0.
+        """
+        s = self.spec
+        n, sl = s.fft_len, s.symbol_len
+        lo = a + self.pre + self.hdr_span  # first sample after the header window of ``front``
+        if end > lo:
+            n_bad = int(np.count_nonzero(~np.isfinite(samples[max(lo, 0):end])))
+            stats.nonfinite_samples += n_bad
+        w0 = a + f.start + s.cp_len - self.backoff + (s.n_preamble_symbols + self.n_hdr) * sl
+        if n_sym == 0:
+            return np.zeros((0, n), dtype=np.complex128)
+        if w0 >= 0 and np.isfinite(samples[w0:end]).all():
+            src, at = samples, w0
+        else:  # rare: cleaned, zero-padded copy
+            src, _ = _take(samples, w0, w0 + n_sym * sl)
+            at = 0
+        win = as_strided(src[at:], shape=(n_sym, n), strides=(sl * src.strides[0], src.strides[0]), writeable=False)
+        pos = (w0 - a) + sl * np.arange(n_sym, dtype=np.float64)  # index of each window start in ``mix`` terms
+        ramp = np.exp(-2j * np.pi * f.cfo * self._ramp_k / n)
+        turn = np.exp(-2j * np.pi * f.cfo * pos / n)
+        return np.fft.fft((win * ramp[None, :]) * turn[:, None], axis=1, norm="ortho")
+
     def _finish(self, samples: np.ndarray, c: int, f: _Front, stats: RxStats) -> RxFrame | None:
         """Payload part of ``demodulate`` once ``_front`` (run on the same samples) accepted the header."""
         s = self.spec
@@ -322,11 +361,7 @@ class FrameDemodulator:
         if end > samples.size:
             stats.truncated += 1
             return None
-        tail, n_bad = _take(samples, a + f.x.size, max(end, a + f.x.size))
-        stats.nonfinite_samples += n_bad
-        x = np.concatenate([f.x, mix(tail, f.cfo, s.fft_len, f.x.size)])
-        first_pay = s.n_preamble_symbols + self.n_hdr
-        yp = self._fft(x, f.start, first_pay, n_sym)  # [n_sym, N]
+        yp = self._payload_spectra(samples, a, f, n_sym, end, stats)  # [n_sym, N]
         # known header = extra training: re-estimate channel and N0 from training + header
         ytr, yh = f.y[:s.n_training, self.used_bins], f.y[s.n_training:]
         known = np.zeros((self.n_hdr, s.fft_len), dtype=np.complex128)

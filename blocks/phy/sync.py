@@ -24,7 +24,7 @@ import numpy as np
 
 from .frame import FrameSpec
 
-__all__ = ["sc_metric", "find_regions", "fractional_cfo", "integer_cfo", "fine_timing", "mix",
+__all__ = ["sc_metric", "find_regions", "fractional_cfo", "integer_cfo", "fine_timing", "mix", "mix_at",
            "cp_backoff", "max_integer_cfo"]
 
 
@@ -45,6 +45,14 @@ def mix(x: np.ndarray, cfo: float, fft_len: int, n0: int = 0) -> np.ndarray:
     """Remove a CFO: ``x[n] * exp(-2j*pi*cfo*(n0 + n)/fft_len)``; complex128 [len(x)]."""
     n = np.arange(x.size, dtype=np.float64) + n0
     return np.asarray(x, dtype=np.complex128) * np.exp(-2j * np.pi * cfo * n / fft_len)
+
+
+def mix_at(x: np.ndarray, idx: np.ndarray, cfo: float, fft_len: int) -> np.ndarray:
+    """``mix(x, cfo, fft_len)[idx]`` computed on the selected samples only; complex128, shape of ``idx``.
+
+    The same expression per sample as ``mix``, so the values are identical; ``idx`` int indices.
+    """
+    return np.asarray(x[idx], dtype=np.complex128) * np.exp(-2j * np.pi * cfo * idx.astype(np.float64) / fft_len)
 
 
 def sc_metric(x: np.ndarray, fft_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,27 +167,37 @@ def training_time(spec: FrameSpec) -> np.ndarray:
     return np.fft.ifft(spec.training_freq(), norm="ortho")
 
 
-def fine_timing(x: np.ndarray, coarse: int, spec: FrameSpec, search: int) -> tuple[int, float]:
-    """Frame start refined by cross-correlating the training symbols; CFO already removed.
+@functools.lru_cache(maxsize=16)
+def _training_filter(spec: FrameSpec, nfft: int) -> np.ndarray:
+    """Conjugated spectrum of the training symbol zero-padded to ``nfft``; complex128 [nfft]. Cached."""
+    return np.conj(np.fft.fft(training_time(spec), nfft))
+
+
+def fine_timing(x: np.ndarray, coarse: int, spec: FrameSpec, search: int, cfo: float = 0.0) -> tuple[int, float]:
+    """Frame start refined by cross-correlating the training symbols; CFO already removed or ``cfo``.
 
     Searches starts ``coarse - search .. coarse + search``. The correlation magnitude is the
     channel's power delay profile; the start is the first sample within ``cp_len`` before the
     strongest path whose power exceeds 10 % of it, so an early weak path is kept inside the CP.
     ``x`` must cover ``[coarse - search, coarse + search + (1 + n_training) * symbol_len)``.
+    ``cfo``: a CFO removed on the fly (``mix(x, cfo, fft_len)`` seen through the used samples only).
     Returns (start index into ``x``, quality: strongest path power over received energy, 1 when clean).
+    All repetitions are correlated in one batched FFT.
     """
     n, cp, sl = spec.fft_len, spec.cp_len, spec.symbol_len
     t = training_time(spec)
     width = 2 * search + 1
     nfft = 1 << int(np.ceil(np.log2(width + n)))
-    tf = np.conj(np.fft.fft(t, nfft))
+    tf = _training_filter(spec, nfft)
+    a = coarse - search + (1 + np.arange(spec.n_training)) * sl + cp
+    segs = mix_at(x, a[:, None] + np.arange(width + n - 1)[None, :], cfo, n)  # [n_training, width + n - 1]
+    corr = np.fft.ifft(np.fft.fft(segs, nfft, axis=1) * tf[None, :], axis=1)[:, :width]
     acc = np.zeros(width, dtype=np.complex128)
+    for row in corr:
+        acc += row
     energy = 0.0
-    for i in range(spec.n_training):
-        a = coarse - search + (1 + i) * sl + cp
-        seg = np.asarray(x[a:a + width + n - 1], dtype=np.complex128)
-        acc += np.fft.ifft(np.fft.fft(seg, nfft) * tf)[:width]
-        energy += float(np.sum(np.abs(seg[search:search + n]) ** 2))
+    for e in np.sum(np.abs(segs[:, search:search + n]) ** 2, axis=1).tolist():
+        energy += e
     pw = np.abs(acc) ** 2  # [width]
     peak = int(np.argmax(pw))
     lo = max(0, peak - cp)
