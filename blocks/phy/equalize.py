@@ -21,6 +21,7 @@ few header symbols (header CRC failures at 0 dB: 11 % -> 2 %).
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["track_phase", "phase_grid", "moving_average", "auto_window"]
 
@@ -68,9 +69,18 @@ def auto_window(resid: np.ndarray, s2: float, lo: int = 1, hi: int = 31) -> int:
     n = resid.size
     if n < 10:  # too few symbols to see phase noise: average them all
         return n if n % 2 else max(1, n - 1)
-    lags = np.arange(1, min(10, n // 3) + 1)
-    d = np.array([np.mean((resid[m:] - resid[:-m]) ** 2) for m in lags])
-    q = float(np.polyfit(lags, d, 1)[0]) if lags.size >= 2 else float(d[0] - 2 * s2)
+    n_lag = min(10, n // 3)
+    lags = np.arange(1, n_lag + 1)
+    # all lags at once: column m-1 of ``later`` holds r[t+m] (zero past the end, masked out)
+    padded = np.concatenate([resid, np.zeros(n_lag)])
+    later = as_strided(padded[1:], shape=(n, n_lag), strides=(padded.strides[0],) * 2, writeable=False)  # [n, n_lag]
+    inside = np.arange(n)[:, None] < (n - lags)[None, :]
+    d = np.sum(np.where(inside, (later - resid[:, None]) ** 2, 0.0), axis=0) / (n - lags)
+    if lags.size >= 2:  # least-squares slope of d over the lags
+        u = lags - lags.mean()
+        q = float(np.dot(u, d) / np.dot(u, u))
+    else:
+        q = float(d[0] - 2 * s2)
     q = max(q, 1e-4 * s2, 1e-14)
     w = int(np.sqrt(12 * s2 / q))
     return int(np.clip(w - (1 - w % 2), lo, hi))
@@ -95,28 +105,29 @@ def track_phase(z: np.ndarray, w: np.ndarray, kp: np.ndarray, window: int | None
         return np.zeros(0), np.zeros(0)
     kp = np.asarray(kp, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
-    kbar = float(np.sum(w * kp) / np.sum(w))
-    kc = kp - kbar
+    w_sum = float(np.sum(w))
+    kc = kp - float(np.dot(w, kp)) / w_sum
+    wkc = w * kc
     # raw slope per symbol from the angles around the symbol's own common phase
     c0 = z @ w  # [n_sym]
     ang = np.angle(z * np.exp(-1j * np.angle(c0))[:, None])  # [n_sym, n_p]
-    beta_raw = (ang * (w * kc)[None, :]).sum(axis=1) / np.sum(w * kc * kc)
-    beta = _line(beta_raw, t_ref)
+    beta = _line(ang @ wkc / float(np.dot(wkc, kc)), t_ref)
     # common phase at carrier 0 once the slope is removed
-    c = (z * np.exp(-1j * beta[:, None] * kp[None, :])) @ w  # [n_sym]
-    drift = float(np.angle(np.sum(c[1:] * np.conj(c[:-1])))) if n_sym > 1 else 0.0
+    c = (z * np.exp(-1j * np.outer(beta, kp))) @ w  # [n_sym]
+    drift = float(np.angle(np.vdot(c[:-1], c[1:]))) if n_sym > 1 else 0.0
     t = np.arange(n_sym, dtype=np.float64)
-    phi0 = float(np.angle(np.sum(c * np.exp(-1j * drift * t))))
-    unwrapped = phi0 + drift * t + np.angle(c * np.exp(-1j * (phi0 + drift * t)))
+    phi0 = float(np.angle(np.dot(c, np.exp(-1j * drift * t))))
+    line = phi0 + drift * t
+    unwrapped = line + np.angle(c * np.exp(-1j * line))
     if t_ref is not None:  # pick the 2 pi branch whose free line passes closest to zero at t_ref
-        free = _line(unwrapped)
-        slope = float(free[1] - free[0]) if n_sym > 1 else 0.0
-        at_ref = float(free[0]) + t_ref * slope
-        unwrapped -= 2 * np.pi * np.round(at_ref / (2 * np.pi))
+        u = t - (n_sym - 1) / 2
+        slope = float(np.dot(u, unwrapped) / np.dot(u, u)) if n_sym > 1 else 0.0
+        at_ref = float(np.mean(unwrapped)) + (t_ref - (n_sym - 1) / 2) * slope
+        unwrapped -= 2 * np.pi * round(at_ref / (2 * np.pi))
     trend = _line(unwrapped, t_ref)
     resid = unwrapped - trend
     if window is None:
-        s2 = (n0 if n0 is not None else 0.0) / (2 * float(np.sum(w)))
+        s2 = (n0 if n0 is not None else 0.0) / (2 * w_sum)
         window = auto_window(resid, s2)
     phi = trend + moving_average(resid, window)
     return phi, beta
