@@ -5,15 +5,15 @@ Flowgraph::
     in -> digital.ofdm_sync_sc_cfb (C++, per sample: Schmidl & Cox metric, plateau trigger,
           |                          held fractional-CFO angle)
           +--(samples, angle, trigger)--> FrameDemodSink (Python, per work call / per trigger)
-                                          -> FrameDemodulator (_front, _finish) on a numpy slice
+                                          -> FrameDemodulator (front, finish) on a numpy slice
                                           -> msg 'out' (frames), 'header_syms', 'stats'
 
 Where Python runs: ``FrameDemodSink.work`` copies each buffer into a bounded numpy ring
 (one ``memcpy``) and finds triggers with ``np.flatnonzero``; there is no per-sample Python. Per
 trigger (same two steps as ``phy.rx.StreamingReceiver``): once preamble + header are buffered
-``FrameDemodulator._front`` decodes the header (integer CFO, fine timing, delay-domain denoised
+``FrameDemodulator.front`` decodes the header (integer CFO, fine timing, delay-domain denoised
 channel estimate, pilot phase tracking, soft Viterbi, CRC), and once the frame's last OFDM
-symbol is in, ``FrameDemodulator._finish`` equalises the payload (channel re-estimated with the
+symbol is in, ``FrameDemodulator.finish`` equalises the payload (channel re-estimated with the
 header as extra training, noise variance per symbol, no decision feedback) - together exactly
 ``FrameDemodulator.demodulate``, vectorised numpy on a slice of the ring.
 A trigger inside a delivered frame is ignored; one inside a plateau longer than two OFDM symbols
@@ -183,8 +183,8 @@ class FrameDemodSink(gr.sync_block):
     def _process(self, final: bool) -> None:
         """Decode pending triggers in order: header once it is buffered, the payload once all of it is.
 
-        The same two steps as ``phy.rx.StreamingReceiver`` (``FrameDemodulator._front`` then
-        ``_finish`` with the decoded header reused): ``n_payload`` from the header tells when the
+        The same two steps as ``phy.rx.StreamingReceiver`` (``FrameDemodulator.front`` then
+        ``finish`` with the decoded header reused): ``n_payload`` from the header tells when the
         frame is complete, so a frame is delivered as soon as its last OFDM symbol is in, never
         waiting for the samples of a maximal frame.
         """
@@ -205,7 +205,7 @@ class FrameDemodSink(gr.sync_block):
                     self.long_plateaus += 1
                     continue
                 x = self._local(c - self._pre, min(c + dm.span(), end))
-                cand[2] = front = dm._front(x, self._pre, cfo, self.stats, self.spec.max_payload_symbols)
+                cand[2] = front = dm.front(x, self._pre, cfo, self.stats, self.spec.max_payload_symbols)
                 if front is None:
                     self._pending.popleft()
                     continue
@@ -214,7 +214,7 @@ class FrameDemodSink(gr.sync_block):
                 return
             self._pending.popleft()
             scratch = self._new_stats()
-            frame = dm._finish(self._local(c - self._pre, min(stop, end)), self._pre, front, scratch)
+            frame = dm.finish(self._local(c - self._pre, min(stop, end)), self._pre, front, scratch)
             if frame is None:
                 self.stats.truncated += scratch.truncated
                 continue

@@ -112,6 +112,7 @@ def _crc_table() -> np.ndarray:
 
 
 _CRC_TABLE = _crc_table()
+_CRC_LIST = _CRC_TABLE.tolist()
 
 
 def crc16(bits: np.ndarray) -> int:
@@ -124,7 +125,7 @@ def crc16(bits: np.ndarray) -> int:
     n_bytes = bits.size // 8
     reg = 0xFFFF
     for byte in np.packbits(bits[:n_bytes * 8]).tolist():
-        reg = ((reg << 8) & 0xFFFF) ^ int(_CRC_TABLE[(reg >> 8) ^ byte])
+        reg = ((reg << 8) & 0xFFFF) ^ _CRC_LIST[(reg >> 8) ^ byte]
     for b in bits[n_bytes * 8:].tolist():
         top = ((reg >> 15) & 1) ^ b
         reg = (reg << 1) & 0xFFFF
@@ -137,9 +138,18 @@ def _int_bits(value: int, width: int) -> np.ndarray:
     return ((value >> np.arange(width - 1, -1, -1)) & 1).astype(np.uint8)
 
 
+# bit i of the header body (MSB first per field) is bit _BIT_SHIFT[i] of field _BIT_FIELD[i]
+_BIT_FIELD = np.repeat(np.arange(len(_LAYOUT)), [w for _, w in _LAYOUT])
+_BIT_SHIFT = np.concatenate([np.arange(w - 1, -1, -1) for _, w in _LAYOUT])
+_FIELD_WEIGHTS = np.zeros((len(_LAYOUT), _PAYLOAD_BITS), dtype=np.int64)  # field values = this @ body bits
+_FIELD_WEIGHTS[_BIT_FIELD, np.arange(_PAYLOAD_BITS)] = 1 << _BIT_SHIFT
+_CRC_WEIGHTS = 1 << np.arange(15, -1, -1)
+
+
 def pack(h: HeaderFields) -> np.ndarray:
     """Header fields -> uint8 bits [HEADER_BITS] (CRC appended)."""
-    bits = np.concatenate([_int_bits(getattr(h, name), w) for name, w in _LAYOUT])
+    vals = np.array([getattr(h, name) for name, _ in _LAYOUT], dtype=np.int64)
+    bits = ((vals[_BIT_FIELD] >> _BIT_SHIFT) & 1).astype(np.uint8)
     return np.concatenate([bits, _int_bits(crc16(bits), 16)])
 
 
@@ -149,12 +159,9 @@ def unpack(bits: np.ndarray) -> HeaderFields | None:
     if bits.size != HEADER_BITS:
         return None
     body, crc = bits[:_PAYLOAD_BITS], bits[_PAYLOAD_BITS:]
-    if crc16(body) != int(crc @ (1 << np.arange(15, -1, -1))):
+    if crc16(body) != int(crc @ _CRC_WEIGHTS):
         return None
-    vals, pos = {}, 0
-    for name, w in _LAYOUT:
-        vals[name] = int(body[pos:pos + w] @ (1 << np.arange(w - 1, -1, -1)))
-        pos += w
+    vals = dict(zip((name for name, _ in _LAYOUT), (_FIELD_WEIGHTS @ body).tolist()))
     if vals["version"] != HEADER_VERSION:
         return None
     try:  # a CRC-valid header with impossible fields (e.g. chunk_count 0) is still rejected

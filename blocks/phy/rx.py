@@ -247,9 +247,15 @@ class FrameDemodulator:
         t_ref = -(self.spec.n_training + 1) / 2 - first  # centre of the training symbols
         return track_phase(z, np.abs(hp) ** 2 * self.pilot_w, self.pilot_k, self.window, n0, t_ref)
 
-    def _front(self, samples: np.ndarray, c: int, cfo_frac: float | None, stats: RxStats,
-               max_payload: int) -> _Front | None:
-        """Sync and header decoding around coarse start ``c``; counts rejections in ``stats``."""
+    def front(self, samples: np.ndarray, c: int, cfo_frac: float | None, stats: RxStats,
+              max_payload: int) -> _Front | None:
+        """Sync and header decoding around coarse start ``c``; counts rejections in ``stats``.
+
+        First half of ``demodulate`` for callers that see the samples arrive (``StreamingReceiver``,
+        GNU Radio's ``FrameDemodSink``): needs ``samples[c - pre : c + span()]``; returns the decoded
+        header and estimates (``None`` if rejected), to hand to ``finish`` once ``span(n_payload)``
+        samples after ``c`` are there.
+        """
         s = self.spec
         if c + self.sync_span > samples.size:  # cannot even check the training
             stats.truncated += 1
@@ -317,10 +323,10 @@ class FrameDemodulator:
         samples = np.asarray(samples).ravel()
         c = int(coarse_start)
         limit = s.max_payload_symbols if max_payload is None else min(max_payload, s.max_payload_symbols)
-        f = self._front(samples, c, cfo_frac, stats, limit)
+        f = self.front(samples, c, cfo_frac, stats, limit)
         if f is None:
             return None
-        return self._finish(samples, c, f, stats)
+        return self.finish(samples, c, f, stats)
 
     def _payload_spectra(self, samples: np.ndarray, a: int, f: _Front, n_sym: int, end: int,
                          stats: RxStats) -> np.ndarray:
@@ -352,8 +358,12 @@ class FrameDemodulator:
         turn = np.exp(-2j * np.pi * f.cfo * pos / n)
         return np.fft.fft((win * ramp[None, :]) * turn[:, None], axis=1, norm="ortho")
 
-    def _finish(self, samples: np.ndarray, c: int, f: _Front, stats: RxStats) -> RxFrame | None:
-        """Payload part of ``demodulate`` once ``_front`` (run on the same samples) accepted the header."""
+    def finish(self, samples: np.ndarray, c: int, f: _Front, stats: RxStats) -> RxFrame | None:
+        """Payload part of ``demodulate`` once ``front`` accepted the header.
+
+        ``samples`` hold the same samples around ``c`` as those given to ``front`` (possibly a
+        longer buffer, same indexing) through the end of the frame.
+        """
         s = self.spec
         a = c - self.pre
         n_pay, n_sym = f.header.n_payload, s.n_payload_ofdm_symbols(f.header.n_payload)
@@ -397,6 +407,9 @@ class FrameDemodulator:
                        snr_db=snr_db, start=a + f.start, cfo=f.cfo,
                        header_symbols=eq[:self.n_hdr].ravel().astype(np.complex64), llr=llr, bits=bits,
                        kind=f.kind, modulation=f.modulation, n_taps=ce.n_taps)
+
+    _front = front  # older private names of the two steps
+    _finish = finish
 
 
 @dataclass
@@ -491,6 +504,9 @@ class StreamingReceiver:
         while self._cands:
             c = self._cands[0]
             if c.coarse is None:
+                if c.last < self._next_allowed:  # the coarse start (<= last) is inside a delivered frame
+                    self._cands.popleft()
+                    continue
                 x = self._local(c.first, c.last + self.spec.fft_len)
                 c.coarse = c.first + plateau_start(x, 0, c.last - c.first, self.spec)
                 if c.coarse < self._next_allowed:  # inside a frame already delivered
@@ -502,7 +518,7 @@ class StreamingReceiver:
                 if total < c.coarse + dm.span() and not final:
                     break
                 x = self._local(a, min(c.coarse + dm.span(), total))
-                c.front = dm._front(x, dm.pre, None, self.stats, self.max_payload)
+                c.front = dm.front(x, dm.pre, None, self.stats, self.max_payload)
                 if c.front is None:
                     self._cands.popleft()
                     continue
@@ -513,7 +529,7 @@ class StreamingReceiver:
             # at the end of the stream the frame may still be whole: the demodulator checks its
             # real end (samples past it are never used, so the result does not depend on this)
             scratch = RxStats()
-            frame = dm._finish(self._local(a, min(end, total)), dm.pre, c.front, scratch)
+            frame = dm.finish(self._local(a, min(end, total)), dm.pre, c.front, scratch)
             if frame is None:
                 self.stats.truncated += scratch.truncated
                 continue
