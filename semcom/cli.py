@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("semcom.commands.bench", "benchmarks (phy, ...) printing tables and writing JSON"),
     "train": ("semcom.commands.train", "train the semantic codec (jscc, teacher, consistency, classifier)"),
     "eval": ("semcom.commands.eval", "evaluate decoders on CIFAR-10 or a folder of images"),
+    "tx": ("semcom.commands.tx", "transmit PHY payloads on a radio (PlutoSDR burst mode, gr-uhd, fakes)"),
+    "rx": ("semcom.commands.rx", "receive on a radio: frames, SNR estimate, overflows, SigMF capture"),
+    "probe": ("semcom.commands.probe", "list reachable radios (IIO / UHD), bounded time"),
+    "campaign": ("semcom.commands.campaign", "measurement campaign: sweep config fields, CSV rows, resumable; plot"),
 }
 
 

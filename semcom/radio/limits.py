@@ -172,7 +172,7 @@ def check_radio(rc: Any) -> dict[str, Any]:
     f = rc.center_freq
     _in("center_freq", f, lim.rx_freq, f"{lim.name} RX LO")
     _in("center_freq", f, lim.tx_freq, f"{lim.name} TX LO")
-    sps = lambda v: f"{v / 1e6:g} MS/s"  # noqa: E731
+    sps = lambda v: f"{v / 1e6:g} MS/s" if v >= 1e6 else f"{v / 1e3:g} kS/s"  # noqa: E731
     _in("sample_rate", rc.sample_rate, lim.rate, f"{lim.name} sample rate", sps)
     if lim.rate_without_fir and rc.sample_rate < lim.rate_without_fir and not rc.pluto_x8_fir:
         raise _err("sample_rate", f"{rc.sample_rate / 1e3:g} kS/s is below {lim.rate_without_fir / 1e3:g} kS/s: "

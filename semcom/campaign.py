@@ -1,0 +1,437 @@
+"""Measurement campaigns: sweep config fields, N payloads per point, one CSV row per payload.
+
+A campaign file (YAML, strictly checked: unknown keys and wrong types are errors naming the key)::
+
+    config: ../hw_configs/loopback.yaml   # base config, relative to this file
+    set: [channel.profile=indoor]         # fixed overrides (optional)
+    sweep:                                # cartesian product; the last field varies fastest
+      channel.snr_db: [0, 5, 10]
+      radio.tx_gain_db: [-20, -10]
+    payloads_per_point: 4
+    payload: {kind: random, streams: 1, symbols: 3072, seed: 0}
+    link: simulator                       # simulator (numpy channel of the config) | radio
+    record_iq: false                      # SigMF capture per payload (frame annotations)
+    out: ../runs/campaign_snr             # --out overrides
+
+Every point's config is validated before anything runs (a bad sweep value fails at once,
+naming the point and field). ``link: radio`` drives ``radio.device`` pluto / fake_pluto in
+burst mode (cyclic TX + capture, ``semcom.radio.pluto_burst``).
+
+Output directory: ``run.json`` (campaign, resolved base config, git revision, checksums of the
+campaign file and the model checkpoint, a fingerprint), ``results.csv`` (``ROW_FIELDS`` plus one
+column per swept field), ``iq/`` (SigMF captures). Rows are appended one at a time (flush +
+fsync), so a run killed at any moment keeps every finished row; running the same command again
+resumes: a torn last line is cut, finished ``(point, payload)`` keys are skipped, so no row is
+lost or duplicated. Results of a different campaign in the same directory are refused.
+
+Per row: ``status`` (``ok`` / ``no_frames``), frames sent/received, ``frame_loss``, the receiver's
+``snr_est_db``, the post-equalisation ``snr_meas_db`` against the sent symbols, ``latency_s``
+(TX start to decoded), and ``psnr_db`` / ``ssim`` / ``accuracy``, **empty until images are
+wired** (the semantic encoder/decoder is another issue). Failures: a device error aborts with
+``CampaignError`` (rows so far intact; rerun to resume); a full disk while recording IQ is
+recorded in the row's ``note`` (IQ recording stops, measurements go on); a full disk while
+appending a row cuts the partial line and aborts.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import hashlib
+import io
+import itertools
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from semcom.blocks.phy.sigmf_io import jsonable
+from semcom.config import ConfigError, _yaml_load, load_config
+
+__all__ = ["Campaign", "CampaignError", "load_campaign", "run_campaign", "read_rows", "summarize", "plot",
+           "ROW_FIELDS"]
+
+ROW_FIELDS = ["point", "payload", "status", "frames_sent", "frames_received", "frame_loss", "snr_est_db",
+              "snr_meas_db", "latency_s", "psnr_db", "ssim", "accuracy", "iq_file", "note", "time_utc"]
+LINKS = ("simulator", "radio")
+_KEYS = {"config": (str, type(None)), "set": list, "sweep": dict, "payloads_per_point": int, "payload": dict,
+         "link": str, "record_iq": bool, "out": (str, type(None)), "timeout_s": (int, float)}
+_PAYLOAD_KEYS = {"kind": str, "streams": int, "symbols": int, "seed": int}
+
+
+class CampaignError(ValueError):
+    """A campaign that cannot run or go on; the message names the file/field/point."""
+
+
+@dataclass
+class Campaign:
+    """A validated campaign file. ``sweep``: field -> values (ordered); ``source``: the file."""
+
+    config: str | None
+    sweep: dict[str, list]
+    payloads_per_point: int = 4
+    payload: dict = field(default_factory=lambda: {"kind": "random", "streams": 1, "symbols": 3072, "seed": 0})
+    link: str = "simulator"
+    record_iq: bool = False
+    out: str | None = None
+    set: list = field(default_factory=list)
+    timeout_s: float = 10.0
+    source: str | None = None
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every sweep point as ``{field: value}`` (cartesian product, last field fastest)."""
+        names = list(self.sweep)
+        return [dict(zip(names, vals)) for vals in itertools.product(*(self.sweep[n] for n in names))]
+
+    def overrides(self, point: dict[str, Any]) -> list[str]:
+        return list(self.set) + [f"{k}={json.dumps(v)}" for k, v in point.items()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config, "set": self.set, "sweep": self.sweep, "payloads_per_point": self.payloads_per_point,
+                "payload": self.payload, "link": self.link, "record_iq": self.record_iq, "timeout_s": self.timeout_s}
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and check a campaign file (see the module docstring); paths are made absolute."""
+    p = Path(path)
+    if not p.is_file():
+        raise CampaignError(f"{p}: campaign file not found")
+    try:
+        d = _yaml_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise CampaignError(f"{p}: cannot read campaign: {e}") from None
+    if not isinstance(d, dict):
+        raise CampaignError(f"{p}: top level must be a mapping")
+
+    def bad(key: str, msg: str) -> CampaignError:
+        return CampaignError(f"{p}: {key}: {msg}")
+
+    for k, v in d.items():
+        if k not in _KEYS:
+            raise bad(k, f"unknown key (valid keys: {', '.join(_KEYS)})")
+        if isinstance(v, bool) and _KEYS[k] is not bool or not isinstance(v, _KEYS[k]):
+            raise bad(k, f"wrong type {type(v).__name__}")
+    sweep = d.get("sweep") or {}
+    if not sweep:
+        raise bad("sweep", "needs at least one field with a list of values")
+    for k, v in sweep.items():
+        if not isinstance(k, str) or "." not in k:
+            raise bad(f"sweep.{k}", "must be a section.key config field")
+        if not isinstance(v, list) or not v:
+            raise bad(f"sweep.{k}", "must be a non-empty list of values")
+    payload = {"kind": "random", "streams": 1, "symbols": 3072, "seed": 0}
+    for k, v in (d.get("payload") or {}).items():
+        if k not in _PAYLOAD_KEYS:
+            raise bad(f"payload.{k}", f"unknown key (valid keys: {', '.join(_PAYLOAD_KEYS)})")
+        if isinstance(v, bool) or not isinstance(v, _PAYLOAD_KEYS[k]):
+            raise bad(f"payload.{k}", f"wrong type {type(v).__name__}")
+        payload[k] = v
+    if payload["kind"] != "random":
+        raise bad("payload.kind", f"{payload['kind']!r}: only 'random' PHY payloads exist so far (images need the "
+                                  f"semantic encoder, not built yet)")
+    if payload["streams"] < 1 or payload["symbols"] < 1:
+        raise bad("payload", "streams and symbols must be >= 1")
+    n = d.get("payloads_per_point", 4)
+    if n < 1:
+        raise bad("payloads_per_point", f"must be >= 1, got {n}")
+    link = d.get("link", "simulator")
+    if link not in LINKS:
+        raise bad("link", f"must be one of {', '.join(LINKS)}; got {link!r}")
+    base = p.parent
+    cfg = d.get("config")
+    out = d.get("out")
+    return Campaign(config=str((base / cfg).resolve()) if cfg else None, sweep=dict(sweep), payloads_per_point=n,
+                    payload=payload, link=link, record_iq=bool(d.get("record_iq", False)),
+                    out=str((base / out).resolve()) if out else None, set=list(d.get("set") or []),
+                    timeout_s=float(d.get("timeout_s", 10.0)), source=str(p))
+
+
+# ---------------------------------------------------------------------- metadata
+def _sha256(path: str | Path | None) -> str | None:
+    if not path or not Path(path).is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _git_revision() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+        return (rev + ("-dirty" if dirty else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _fingerprint(camp: Campaign, base_cfg) -> str:
+    blob = json.dumps({"campaign": camp.to_dict(), "config": jsonable(base_cfg.to_dict())}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- rows
+def _repair(csv_path: Path) -> None:
+    """Cut a torn last line (a run killed while writing it)."""
+    if not csv_path.is_file():
+        return
+    data = csv_path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with open(csv_path, "r+b") as fh:
+            fh.truncate(keep)
+
+
+def read_rows(out: str | Path) -> list[dict[str, str]]:
+    """Rows of ``out/results.csv`` (strings as written); a torn last line is ignored."""
+    path = Path(out) / "results.csv"
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+class _RowWriter:
+    """Appends whole rows: one write, flush and fsync per row; a failed write is cut back."""
+
+    def __init__(self, path: Path, fields: list[str]):
+        self.path = path
+        self.fields = fields
+        _repair(path)
+        new = not path.is_file() or path.stat().st_size == 0
+        if not new:
+            with open(path, encoding="utf-8") as fh:
+                header = next(csv.reader(fh), None)
+            if header != fields:
+                raise CampaignError(f"{path}: existing header {header} differs from this campaign's columns {fields}")
+        self.fh = open(path, "a", encoding="utf-8", newline="")
+        if new:
+            self._write(fields)
+
+    def _write(self, values: list) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(values)
+        pos = self.fh.tell()
+        try:
+            self.fh.write(buf.getvalue())
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+        except OSError as e:
+            try:
+                self.fh.truncate(pos)
+            except OSError:
+                pass
+            raise CampaignError(f"{self.path}: cannot append a results row ({e}); every earlier row is intact, "
+                                f"free space and rerun to resume") from None
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._write(["" if row.get(k) is None else row[k] for k in self.fields])
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if not np.isfinite(v) else f"{v:.6g}"
+    return v
+
+
+# ---------------------------------------------------------------------- one payload
+def _exchange_simulator(cfg, tx, index: int):
+    from semcom.blocks.phy.channel import simulate
+
+    ch = cfg.channel
+    if ch.seed is not None:
+        ch = ch.replace(seed=int(ch.seed) + index)
+    tail = np.zeros(4 * cfg.frame.symbol_len, np.complex64)
+    return simulate(np.concatenate([tx.iq, tail]), ch), {}
+
+
+def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory: Callable | None = None,
+                 after_row: Callable[[int], None] | None = None, log: Callable[[str], None] = print,
+                 record_writer: Callable | None = None) -> dict[str, Any]:
+    """Run (or resume) ``camp`` into ``out`` (default ``camp.out``); returns ``{"rows_written", "rows_total",
+    "skipped", "out"}``.
+
+    ``radio_factory``: replaces ``adi.Pluto`` for ``link: radio`` (tests inject a fake);
+    ``after_row(n)``: called after each written row (tests raise here to simulate a kill);
+    ``record_writer``: replaces ``semcom.radio.link.save_capture`` (tests simulate a full disk).
+    """
+    from semcom.radio import RadioError
+    from semcom.radio.link import build_waveform, decode_iq, evaluate, random_payloads, save_capture
+
+    out = Path(out or camp.out or "")
+    if not str(out):
+        raise CampaignError("no output directory: give --out or `out:` in the campaign file")
+    base_cfg = load_config(camp.config, camp.set)
+    points = camp.points()
+    cfgs = []
+    for i, pt in enumerate(points):
+        try:
+            cfgs.append(load_config(camp.config, camp.overrides(pt)))
+        except ConfigError as e:
+            raise CampaignError(f"sweep point {i} {pt}: {e}") from None
+    if camp.link == "radio":
+        from semcom.radio.limits import hardware_kind
+
+        if hardware_kind(base_cfg.radio.device) != "pluto":
+            raise CampaignError(f"link: radio drives PlutoSDR burst mode (radio.device pluto / fake_pluto); "
+                                f"the config has {base_cfg.radio.device!r} (USRP campaigns: not yet)")
+    out.mkdir(parents=True, exist_ok=True)
+    fp = _fingerprint(camp, base_cfg)
+    meta_path = out / "run.json"
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text())
+        if old.get("fingerprint") != fp:
+            raise CampaignError(f"{out} holds results of another campaign (fingerprint {old.get('fingerprint')} != "
+                                f"{fp}); use another --out")
+    else:
+        meta = {"fingerprint": fp, "campaign": camp.to_dict(), "campaign_file": camp.source,
+                "campaign_sha256": _sha256(camp.source), "config": jsonable(base_cfg.to_dict()),
+                "git_revision": _git_revision(), "model_checkpoint_sha256": _sha256(base_cfg.model.checkpoint),
+                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "columns_note":
+                "psnr_db, ssim, accuracy stay empty until images are wired (semantic encoder/decoder)"}
+        tmp = meta_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta, indent=1) + "\n")
+        os.replace(tmp, meta_path)
+    sweep_cols = list(camp.sweep)
+    fields = ROW_FIELDS[:2] + sweep_cols + ROW_FIELDS[2:]
+    writer = _RowWriter(out / "results.csv", fields)
+    done = {(r["point"], r["payload"]) for r in read_rows(out)}
+    pl = camp.payload
+    record = camp.record_iq
+    save = record_writer or save_capture
+    written = skipped = 0
+    try:
+        for i, (pt, cfg) in enumerate(zip(points, cfgs)):
+            todo = [k for k in range(camp.payloads_per_point) if (str(i), str(k)) not in done]
+            skipped += camp.payloads_per_point - len(todo)
+            if not todo:
+                continue
+            radio = None
+            if camp.link == "radio":
+                from semcom.radio.pluto_burst import PlutoBurst
+
+                radio = PlutoBurst(cfg, factory=radio_factory)
+            try:
+                for k in todo:
+                    streams = random_payloads(pl["streams"], pl["symbols"], pl["seed"] + 1000 * k)
+                    t0 = time.perf_counter()
+                    tx = build_waveform(cfg, streams)
+                    try:
+                        if radio is not None:
+                            from semcom.radio.link import burst_exchange
+
+                            iq, _ = burst_exchange(radio, tx)
+                        else:
+                            iq, _ = _exchange_simulator(cfg, tx, k)
+                    except (RadioError, OSError) as e:
+                        raise CampaignError(f"point {i} {pt}, payload {k}: device error: {e}. Rows so far are "
+                                            f"intact in {out / 'results.csv'}; fix it and rerun to resume") from None
+                    dec = decode_iq(cfg, iq)
+                    ev = evaluate(tx, dec)
+                    latency = time.perf_counter() - t0
+                    row = {"point": i, "payload": k, **pt, **{c: _fmt(v) for c, v in ev.items() if c in ROW_FIELDS},
+                           "status": "ok" if ev["frames_received"] else "no_frames", "latency_s": _fmt(latency),
+                           "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                    if record:
+                        base = out / "iq" / f"p{i:03d}_n{k:03d}"
+                        base.parent.mkdir(exist_ok=True)
+                        try:
+                            save(base, iq, cfg, dec, hw=f"{cfg.radio.device} ({camp.link})",
+                                 extra={"point": i, "payload": k, "sweep": pt})
+                            row["iq_file"] = str(base.relative_to(out)) + ".sigmf-meta"
+                        except OSError as e:
+                            row["note"] = f"iq not recorded: {e}" + (" (IQ recording stopped)"
+                                                                     if e.errno == errno.ENOSPC else "")
+                            if e.errno == errno.ENOSPC:
+                                record = False
+                            log(f"campaign: point {i} payload {k}: {row['note']}")
+                    writer.write(row)
+                    written += 1
+                    if after_row is not None:
+                        after_row(written)
+            finally:
+                if radio is not None:
+                    radio.close()
+            log(f"campaign: point {i + 1}/{len(points)} {pt} done")
+    finally:
+        writer.close()
+    return {"rows_written": written, "skipped": skipped, "rows_total": len(read_rows(out)), "out": str(out)}
+
+
+# ---------------------------------------------------------------------- summary / plot
+def _f(v: str) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def summarize(out: str | Path) -> list[dict[str, Any]]:
+    """One dict per point: swept fields, payloads, mean frame loss / SNR est / SNR meas / latency / PSNR."""
+    rows = read_rows(out)
+    if not rows:
+        raise CampaignError(f"{out}: no results.csv rows")
+    meta = json.loads((Path(out) / "run.json").read_text())
+    sweep = list(meta["campaign"]["sweep"])
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["point"], []).append(r)
+    table = []
+    for p in sorted(by, key=int):
+        rs = by[p]
+        d: dict[str, Any] = {"point": int(p), **{k: rs[0][k] for k in sweep}, "payloads": len(rs)}
+        for col in ("frame_loss", "snr_est_db", "snr_meas_db", "latency_s", "psnr_db", "ssim", "accuracy"):
+            v = np.array([_f(r[col]) for r in rs])
+            d[col] = float(np.nanmean(v)) if np.isfinite(v).any() else None
+        table.append(d)
+    return table
+
+
+def plot(out: str | Path, png: str | Path | None = None) -> tuple[list[dict], Path]:
+    """Summary table and a figure: PSNR (once images are wired) or frame loss vs measured SNR,
+    one line per value of the non-SNR swept fields (e.g. decoder, NFE). Returns ``(table, png)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summarize(out)
+    meta = json.loads((Path(out) / "run.json").read_text())
+    sweep = list(meta["campaign"]["sweep"])
+    ycol = "psnr_db" if any(t["psnr_db"] is not None for t in table) else "frame_loss"
+    group_keys = [k for k in sweep if k not in ("channel.snr_db", "radio.tx_gain_db", "radio.rx_gain_db")]
+    series: dict[str, list[tuple[float, float]]] = {}
+    for t in table:
+        if t["snr_meas_db"] is None or t[ycol] is None:
+            continue
+        label = ", ".join(f"{k}={t[k]}" for k in group_keys) or "all"
+        series.setdefault(label, []).append((t["snr_meas_db"], t[ycol]))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, pts in series.items():
+        pts.sort()
+        ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", label=label)
+    ax.set_xlabel("measured post-equalisation SNR (dB)")
+    ax.set_ylabel({"psnr_db": "PSNR (dB)", "frame_loss": "frame loss"}[ycol])
+    ax.grid(True, alpha=0.3)
+    if series:
+        ax.legend(fontsize=7)
+    png = Path(png) if png else Path(out) / "plot.png"
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return table, png

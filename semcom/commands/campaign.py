@@ -1,0 +1,56 @@
+"""``semcom campaign``: run (or resume) a measurement campaign, or plot one.
+
+    semcom campaign CAMPAIGN.yaml [--out DIR]     # run; rerun the same command to resume
+    semcom campaign --plot DIR [--png FILE]       # summary table + figure of a run
+
+See ``semcom/campaign.py`` for the campaign file and the output layout (``results.csv`` row per
+payload, ``run.json`` metadata, SigMF captures under ``iq/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("campaign", nargs="?", metavar="CAMPAIGN.yaml", help="campaign file to run or resume")
+    parser.add_argument("--out", metavar="DIR", default=None, help="output directory (default: `out:` of the file)")
+    parser.add_argument("--plot", metavar="DIR", default=None, help="print the summary of DIR and draw DIR/plot.png")
+    parser.add_argument("--png", metavar="FILE", default=None, help="figure path for --plot")
+    parser.set_defaults(func=run)
+
+
+def _print_table(table: list[dict]) -> None:
+    if not table:
+        return
+    cols = list(table[0])
+    print("  ".join(f"{c:>14s}" for c in cols))
+    for t in table:
+        print("  ".join(f"{t[c]:>14.4g}" if isinstance(t[c], float) else f"{str(t[c]) if t[c] is not None else '-':>14s}"
+                        for c in cols))
+
+
+def run(args: argparse.Namespace) -> int:
+    from semcom.campaign import CampaignError, load_campaign, plot, run_campaign
+
+    try:
+        if args.plot:
+            table, png = plot(args.plot, args.png)
+            _print_table(table)
+            print(f"figure: {png}")
+            return 0
+        if not args.campaign:
+            raise CampaignError("give CAMPAIGN.yaml to run, or --plot DIR")
+        camp = load_campaign(args.campaign)
+        res = run_campaign(camp, args.out, log=lambda s: print(s, file=sys.stderr, flush=True))
+        print(f"campaign: {res['rows_written']} rows written, {res['skipped']} already done, "
+              f"{res['rows_total']} in {res['out']}/results.csv")
+        return 0
+    except CampaignError as e:
+        print(f"semcom campaign: error: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,167 @@
+"""GNU Radio stand-ins for gr-iio's ``fmcomms2_source/sink_fc32`` and gr-uhd's ``usrp_source/sink``.
+
+Same setters as the real blocks (so ``blocks/gr/radio.py`` configures them with the same code),
+samples through ``semcom.radio.fakes.FakeAir``:
+
+* ``FakeRadioSink`` (complex in): appends every input sample to the air as a one-shot stream;
+  counts ``tx_sob``/``tx_eob`` bursts. The UHD flavour has the ``async_msgs`` message port and
+  publishes an ``underflow`` event every ``underflow_every`` bursts (0: never) in the layout of
+  gr-uhd (``(uhd_async_msg . ((event_code . underflow) ...))``).
+* ``FakeRadioSource`` (complex out): reads the air at about ``speed * sample_rate`` samples per
+  second of wall clock (a real radio delivers at the sample rate, noise when nothing is sent).
+  The UHD flavour tags ``rx_time`` on its first sample and again after every overflow injected
+  by ``FakeAir(overflow_every=...)``, as gr-uhd does after printing 'O'; the IIO flavour has no
+  overflow indication, like gr-iio.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from .fakes import REF_RX_GAIN_DB, FakeAir
+
+__all__ = ["FakeRadioSink", "FakeRadioSource"]
+
+_RX_TIME = pmt.intern("rx_time")
+_SOB = pmt.intern("tx_sob")
+_EOB = pmt.intern("tx_eob")
+
+
+class _Setters:
+    """The configuration calls of gr-iio and gr-uhd blocks, recorded in ``settings``."""
+
+    flavour = "uhd"
+
+    def _init_settings(self) -> None:
+        self.settings: dict[str, Any] = {"sample_rate": 1e6, "gain": REF_RX_GAIN_DB, "agc": "manual"}
+        self.gain_history: list[float] = []
+
+    # gr-uhd
+    def set_samp_rate(self, rate: float) -> None:
+        self.settings["sample_rate"] = float(rate)
+
+    def set_center_freq(self, freq: Any, chan: int = 0) -> None:
+        self.settings["center_freq"] = freq
+
+    def set_gain(self, *a: Any) -> None:  # uhd: (gain, chan); iio source: (chan, gain)
+        g = float(a[0]) if self.flavour == "uhd" else float(a[1])
+        self.settings["gain"] = g
+        self.gain_history.append(g)
+
+    def set_rx_agc(self, enable: bool, chan: int = 0) -> None:
+        self.settings["agc"] = "fast_attack" if enable else "manual"
+
+    def set_antenna(self, ant: str, chan: int = 0) -> None:
+        self.settings["antenna"] = ant
+
+    def set_bandwidth(self, *a: Any) -> None:
+        self.settings["bandwidth"] = a[0]
+
+    def set_clock_source(self, src: str, mboard: int = 0) -> None:
+        self.settings["clock_source"] = src
+
+    def set_time_source(self, src: str, mboard: int = 0) -> None:
+        self.settings["time_source"] = src
+
+    # gr-iio
+    def set_frequency(self, f: int) -> None:
+        self.settings["center_freq"] = f
+
+    def set_samplerate(self, rate: int) -> None:
+        self.settings["sample_rate"] = float(rate)
+
+    def set_gain_mode(self, chan: int, mode: str) -> None:
+        self.settings["agc"] = mode
+
+    def set_attenuation(self, chan: int, att: float) -> None:
+        self.settings["gain"] = -float(att)
+        self.gain_history.append(-float(att))
+
+    def set_filter_params(self, *a: Any) -> None:
+        self.settings["filter"] = a
+
+    def set_quadrature(self, on: bool) -> None:
+        self.settings["quadrature"] = on
+
+    def set_rfdc(self, on: bool) -> None:
+        self.settings["rfdc"] = on
+
+    def set_bbdc(self, on: bool) -> None:
+        self.settings["bbdc"] = on
+
+
+class FakeRadioSink(gr.sync_block, _Setters):
+    """Complex samples in -> ``air`` (one-shot stream). ``flavour``: ``uhd`` or ``iio``."""
+
+    def __init__(self, air: FakeAir, flavour: str = "uhd", underflow_every: int = 0):
+        gr.sync_block.__init__(self, name=f"fake_{flavour}_sink", in_sig=[np.complex64], out_sig=None)
+        self.flavour = flavour
+        self.air = air
+        self._init_settings()
+        self.underflow_every = int(underflow_every)
+        self.bursts = 0
+        self.samples = 0
+        if flavour == "uhd":
+            self.message_port_register_out(pmt.intern("async_msgs"))
+
+    def set_gain(self, *a: Any) -> None:
+        _Setters.set_gain(self, *a)
+        self.air.set_tx_gain(self.settings["gain"])
+
+    def set_attenuation(self, chan: int, att: float) -> None:
+        _Setters.set_attenuation(self, chan, att)
+        self.air.set_tx_gain(self.settings["gain"])
+
+    def work(self, input_items, output_items):
+        x = input_items[0]
+        self.air.transmit(x, self.settings["gain"], cyclic=False, append=True)
+        self.samples += len(x)
+        for tag in self.get_tags_in_window(0, 0, len(x)):
+            if pmt.eq(tag.key, _EOB):
+                self.bursts += 1
+                if self.flavour == "uhd" and self.underflow_every and self.bursts % self.underflow_every == 0:
+                    event = pmt.make_dict()
+                    event = pmt.dict_add(event, pmt.intern("event_code"), pmt.intern("underflow"))
+                    event = pmt.dict_add(event, pmt.intern("channel"), pmt.from_long(0))
+                    self.message_port_pub(pmt.intern("async_msgs"), pmt.cons(pmt.intern("uhd_async_msg"), event))
+        return len(x)
+
+
+class FakeRadioSource(gr.sync_block, _Setters):
+    """``air`` -> complex samples at about ``speed`` x real time. ``flavour``: ``uhd`` or ``iio``."""
+
+    def __init__(self, air: FakeAir, flavour: str = "uhd", speed: float = 1.0):
+        gr.sync_block.__init__(self, name=f"fake_{flavour}_source", in_sig=None, out_sig=[np.complex64])
+        self.flavour = flavour
+        self.air = air
+        self.speed = float(speed)
+        self._init_settings()
+        self._t0: float | None = None
+        self._overflows = 0
+
+    def work(self, input_items, output_items):
+        out = output_items[0]
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+            self.air.load()
+            self.air.reset_receiver()
+        allowed = int((now - self._t0) * self.settings["sample_rate"] * self.speed) - int(self.nitems_written(0))
+        n = min(len(out), max(allowed, 0))
+        if n <= 0:
+            time.sleep(0.002)
+            return 0
+        if self.nitems_written(0) == 0 and self.flavour == "uhd":
+            self.add_item_tag(0, 0, _RX_TIME, pmt.make_tuple(pmt.from_uint64(0), pmt.from_double(0.0)))
+        before = self.air.overflows
+        out[:n] = self.air.receive(n, self.settings["gain"], self.settings["sample_rate"], self.settings["agc"])
+        if self.air.overflows != before and self.flavour == "uhd":
+            t = (self.nitems_written(0)) / self.settings["sample_rate"]
+            self.add_item_tag(0, self.nitems_written(0), _RX_TIME,
+                              pmt.make_tuple(pmt.from_uint64(int(t)), pmt.from_double(t - int(t))))
+        return n

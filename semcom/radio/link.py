@@ -1,0 +1,151 @@
+"""What ``semcom tx``/``rx`` and campaigns move over a radio: PHY payloads in, frames out.
+
+Payloads are *streams* of analog complex symbols (complex64, normalised to unit power by the
+transmitter) or digital bits (uint8 0/1); a stream is cut into frames by the numpy transmitter.
+Today the streams are random test payloads or ``.npy`` files; the semantic encoder (images)
+plugs in here later by producing the same streams (``payload_streams`` is the only entry).
+
+``evaluate(tx, decoded)`` matches received frames to sent ones by frame counter (a cyclic
+burst is captured twice, so duplicates are dropped) and gives frame loss, the receiver's SNR
+estimate and the post-equalisation SNR measured against the sent symbols.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semcom.blocks.phy.sigmf_io import jsonable, write_recording
+from semcom.blocks.phy.snr import db
+
+__all__ = ["payload_streams", "build_waveform", "decode_iq", "evaluate", "burst_exchange", "random_payloads",
+           "save_capture"]
+
+
+def random_payloads(n_streams: int, n_symbols: int, seed: int) -> list[np.ndarray]:
+    """``n_streams`` arrays of ``n_symbols`` CN(0, 1) symbols (complex64); stream ``i`` uses seed ``[seed, i]``
+    so a receiver can rebuild any one of them."""
+    out = []
+    for i in range(int(n_streams)):
+        rng = np.random.default_rng([int(seed), i])
+        out.append(((rng.standard_normal(n_symbols) + 1j * rng.standard_normal(n_symbols)) / math.sqrt(2))
+                   .astype(np.complex64))
+    return out
+
+
+def payload_streams(npy: str | None = None, n_random: int | None = None, n_symbols: int = 3072,
+                    seed: int = 0) -> tuple[list[np.ndarray], str]:
+    """``(streams, kind)`` from a ``.npy`` file or ``n_random`` random streams.
+
+    ``.npy``: complex [n] (one stream) or [k, n] (k streams) -> analog; integer/bool 0/1 values
+    -> digital bits. Errors name the file.
+    """
+    if (npy is None) == (n_random is None):
+        raise ValueError("give exactly one of --payload FILE.npy and --random N")
+    if n_random is not None:
+        if n_random < 1 or n_symbols < 1:
+            raise ValueError(f"--random and --symbols must be >= 1, got {n_random} and {n_symbols}")
+        return random_payloads(n_random, n_symbols, seed), "analog"
+    p = Path(npy)
+    try:
+        a = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{p}: cannot read payload .npy: {e}") from None
+    if a.ndim not in (1, 2) or a.size == 0:
+        raise ValueError(f"{p}: payload must be a non-empty 1-D or 2-D array, got shape {a.shape}")
+    rows = [a] if a.ndim == 1 else list(a)
+    if np.iscomplexobj(a) or a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{p}: payload contains NaN or Inf")
+        return [np.asarray(r, np.complex64) for r in rows], "analog"
+    if a.dtype.kind in "biu" and np.all((a == 0) | (a == 1)):
+        return [np.asarray(r, np.uint8) for r in rows], "digital"
+    raise ValueError(f"{p}: payload must be complex/float symbols or 0/1 bits, got dtype {a.dtype}")
+
+
+def build_waveform(cfg, streams: list[np.ndarray], kind: str = "analog"):
+    """``TxResult`` (``semcom.commands.phy``): frames of every stream back to back, guard first."""
+    from semcom.commands.phy import transmit_streams
+
+    return transmit_streams(cfg.frame, streams, kind=kind, first_stream_id=cfg.link.stream_id,
+                            codec_id=cfg.model.codec_id)
+
+
+def decode_iq(cfg, iq: np.ndarray):
+    """Numpy receiver over ``iq`` in ``link.rx_chunk_samples`` blocks -> ``DecodeResult`` with payloads."""
+    from semcom.commands.phy import decode_chunks
+
+    n = cfg.link.rx_chunk_samples
+    return decode_chunks((iq[a:a + n] for a in range(0, iq.size, n)), cfg.frame, keep_payloads=True)
+
+
+def evaluate(tx, dec) -> dict[str, Any]:
+    """Frame loss, SNR estimate and measured post-equalisation SNR of a decode against what was sent.
+
+    Returns ``frames_sent``, ``frames_received`` (distinct sent frames decoded with the right
+    length), ``frame_loss`` (0..1), ``snr_est_db`` (mean receiver estimate over those frames),
+    ``snr_meas_db`` (pooled: total symbol energy / total error energy), ``duplicates``.
+    """
+    sent = {h.frame_counter: p for h, p in zip(tx.headers, tx.payloads)}
+    seen: set[int] = set()
+    est, sig, err, dup = [], 0.0, 0.0, 0
+    for rec, payload in zip(dec.frames, dec.payloads):
+        fc = int(rec["frame_counter"])
+        if fc in seen:
+            dup += 1
+            continue
+        ref = sent.get(fc)
+        if ref is None or ref.size != payload.size:
+            continue
+        seen.add(fc)
+        est.append(float(rec["snr_db"]))
+        sig += float(np.sum(np.abs(ref.astype(np.complex128)) ** 2))
+        err += float(np.sum(np.abs(payload.astype(np.complex128) - ref) ** 2))
+    n_sent = len(sent)
+    meas = None
+    if seen and err > 0:
+        meas = float(db(sig / err))
+    elif seen:
+        meas = float("inf")
+    return {"frames_sent": n_sent, "frames_received": len(seen),
+            "frame_loss": (1.0 - len(seen) / n_sent) if n_sent else None,
+            "snr_est_db": float(np.mean(est)) if est else None, "snr_meas_db": meas, "duplicates": dup}
+
+
+def burst_exchange(radio, tx, repeats: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
+    """Cyclic TX of ``tx.iq`` on a ``PlutoBurst`` and a capture of ``repeats`` periods.
+
+    Two periods contain every frame whole at least once wherever the capture starts.
+    Returns ``(iq complex64, info)`` with the TX/RX details and ``latency_s`` (TX start to
+    capture end).
+    """
+    t0 = time.perf_counter()
+    txi = radio.start_tx(tx.iq)
+    try:
+        iq, rxi = radio.capture(repeats * tx.iq.size)
+    finally:
+        radio.stop_tx()
+    return iq, {"tx": txi, "rx": rxi, "latency_s": time.perf_counter() - t0}
+
+
+def save_capture(base: str | Path, iq: np.ndarray, cfg, dec, hw: str, extra: dict | None = None):
+    """SigMF recording of a capture with one annotation per decoded frame (start, length,
+    header fields, SNR estimate). Returns ``(meta_path, data_path)``; ``OSError`` (e.g. ENOSPC)
+    propagates after the partial data file is removed."""
+    ann = []
+    for rec in dec.frames:
+        start = int(rec["start"])
+        length = cfg.frame.frame_len(int(rec["n_payload"]))
+        if 0 <= start and start + length <= iq.size:
+            ann.append((start, length, {"core:label": f"frame {rec['frame_counter']}",
+                                        "snr_db": rec["snr_db"], "header": {k: rec[k] for k in
+                                                                           ("frame_counter", "stream_id",
+                                                                            "chunk_index", "chunk_count",
+                                                                            "n_payload") if k in rec}}))
+    return write_recording(base, iq, cfg.radio.sample_rate, center_freq=cfg.radio.center_freq, annotations=ann,
+                           frame_spec=cfg.frame, hw=hw, description="semcom over-the-air capture",
+                           extra_global=jsonable({"radio": dict(vars(cfg.radio)), **(extra or {})}))

@@ -1,0 +1,243 @@
+"""Measurement campaigns: sweeps end to end (simulator and fake Pluto), resume after a kill without
+lost or duplicated rows, device loss, full disk, bad campaign files, plot."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from semcom.campaign import CampaignError, load_campaign, plot, read_rows, run_campaign, summarize
+from semcom.radio.fakes import FakeAir, fake_pluto_factory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_campaign(tmp_path, name="c.yaml", **over) -> Path:
+    d = {"config": str(ROOT / "hw_configs/loopback.yaml"), "sweep": {"channel.snr_db": [0.0, 12.0]},
+         "payloads_per_point": 3, "payload": {"symbols": 600, "seed": 1}, "out": str(tmp_path / "out")}
+    d.update(over)
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def keys(rows):
+    return [(r["point"], r["payload"]) for r in rows]
+
+
+def quiet(_msg):
+    pass
+
+
+def test_simulator_campaign_end_to_end(tmp_path):
+    camp = load_campaign(write_campaign(tmp_path, sweep={"channel.snr_db": [0.0, 12.0], "channel.profile": ["flat", "indoor"]}))
+    res = run_campaign(camp, log=quiet)
+    rows = read_rows(tmp_path / "out")
+    assert res["rows_written"] == len(rows) == 4 * 3
+    assert sorted(keys(rows)) == sorted((str(p), str(k)) for p in range(4) for k in range(3))
+    assert {"psnr_db", "ssim", "accuracy", "snr_meas_db", "frame_loss", "latency_s"} <= set(rows[0])
+    assert all(r["psnr_db"] == r["ssim"] == r["accuracy"] == "" for r in rows)  # empty until images are wired
+    table = summarize(tmp_path / "out")
+    lo = [t for t in table if t["channel.snr_db"] == "0.0"]
+    hi = [t for t in table if t["channel.snr_db"] == "12.0"]
+    assert all(h["snr_meas_db"] > l["snr_meas_db"] + 8 for h, l in zip(hi, lo))
+    assert all(abs(t["snr_meas_db"] - float(t["channel.snr_db"])) < 2.5 for t in table)
+    meta = json.loads((tmp_path / "out/run.json").read_text())
+    assert meta["campaign"]["sweep"] == camp.sweep and meta["config"]["channel"]["snr_db"] == 10.0
+    assert meta["campaign_sha256"] and "git_revision" in meta and "fingerprint" in meta
+
+
+def test_resume_after_exception_loses_and_duplicates_nothing(tmp_path):
+    camp = load_campaign(write_campaign(tmp_path))
+
+    class Killed(Exception):
+        pass
+
+    def die(n):
+        if n == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_campaign(camp, after_row=die, log=quiet)
+    first = read_rows(tmp_path / "out")
+    assert len(first) == 4
+    res = run_campaign(camp, log=quiet)
+    rows = read_rows(tmp_path / "out")
+    assert res == {"rows_written": 2, "skipped": 4, "rows_total": 6, "out": str(tmp_path / "out")}
+    assert len(set(keys(rows))) == len(rows) == 6 and rows[:4] == first
+
+
+def test_resume_cuts_a_torn_last_line(tmp_path):
+    camp = load_campaign(write_campaign(tmp_path, payloads_per_point=1))
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(camp, after_row=lambda n: (_ for _ in ()).throw(KeyboardInterrupt()), log=quiet)
+    csv_path = tmp_path / "out/results.csv"
+    with open(csv_path, "a") as fh:
+        fh.write("1,0,12.0,ok,1,1,0,12.")  # killed in the middle of writing a row
+    assert len(read_rows(tmp_path / "out")) == 1
+    run_campaign(camp, log=quiet)
+    rows = read_rows(tmp_path / "out")
+    assert keys(rows) == [("0", "0"), ("1", "0")] and csv_path.read_text().endswith("\n")
+    assert float(rows[1]["snr_meas_db"]) > 8  # the real row, not the torn one
+
+
+def test_resume_after_sigkill(tmp_path):
+    path = write_campaign(tmp_path, sweep={"channel.snr_db": [0.0, 5.0, 10.0, 15.0]}, payloads_per_point=6,
+                          payload={"symbols": 3000, "streams": 2})
+    proc = subprocess.Popen([sys.executable, "-m", "semcom.cli", "campaign", str(path)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    try:
+        while len(read_rows(tmp_path / "out")) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(10)
+    killed_at = read_rows(tmp_path / "out")
+    assert 3 <= len(killed_at) < 24
+    run_campaign(load_campaign(path), log=quiet)
+    rows = read_rows(tmp_path / "out")
+    assert len(rows) == len(set(keys(rows))) == 24 and rows[:len(killed_at)] == killed_at
+
+
+def test_fake_pluto_campaign_sweeps_tx_gain(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMCOM_FAKE_AIR", str(tmp_path / "air"))
+    camp = load_campaign(write_campaign(
+        tmp_path, config=str(ROOT / "hw_configs/pluto.yaml"), link="radio", record_iq=True,
+        set=["radio.device=fake_pluto", "radio.uri=null", "radio.tx_ramp_s=0", "radio.rx_settle_s=0.005",
+             "channel.snr_db=25"],
+        sweep={"radio.tx_gain_db": [-30.0, -20.0, -10.0]}, payloads_per_point=2))
+    run_campaign(camp, log=quiet)
+    rows = read_rows(tmp_path / "out")
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    table = summarize(tmp_path / "out")
+    snr = [t["snr_meas_db"] for t in table]
+    assert snr[1] - snr[0] > 7 and snr[2] - snr[1] > 7  # 10 dB more TX gain, ~10 dB more SNR (below clipping)
+    from semcom.blocks.phy.sigmf_io import open_recording
+
+    rec = open_recording(tmp_path / "out" / rows[0]["iq_file"])
+    assert rec.annotations and rec.meta["global"]["semcom:sweep"] == {"radio.tx_gain_db": -30.0}
+    assert rec.meta["captures"][0]["core:frequency"] == 2.45e9
+
+
+def test_device_unplugged_mid_run_keeps_rows_and_resumes(tmp_path):
+    camp = load_campaign(write_campaign(
+        tmp_path, config=str(ROOT / "hw_configs/pluto.yaml"), link="radio",
+        set=["radio.device=fake_pluto", "radio.uri=null", "radio.tx_ramp_s=0", "radio.rx_settle_s=0"],
+        payloads_per_point=2))
+    air = FakeAir(None, unplug_after_reads=3)  # 1 capture = 1 read here: dies on the 4th payload
+    with pytest.raises(CampaignError, match="point 1 .*payload 1: device error.*plugged.*rerun to resume"):
+        run_campaign(camp, radio_factory=fake_pluto_factory(air), log=quiet)
+    assert keys(read_rows(tmp_path / "out")) == [("0", "0"), ("0", "1"), ("1", "0")]
+    run_campaign(camp, radio_factory=fake_pluto_factory(FakeAir()), log=quiet)
+    assert keys(read_rows(tmp_path / "out")) == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
+
+
+def test_wrong_uri_is_a_clear_campaign_error(tmp_path):
+    camp = load_campaign(write_campaign(
+        tmp_path, config=str(ROOT / "hw_configs/pluto.yaml"), link="radio",
+        set=["radio.device=fake_pluto", "radio.uri=ip:10.7.7.7"]))
+    with pytest.raises(CampaignError, match="cannot open PlutoSDR at 'ip:10.7.7.7'"):
+        run_campaign(camp, radio_factory=fake_pluto_factory(FakeAir()), log=quiet)
+    assert read_rows(tmp_path / "out") == []
+
+
+def test_full_disk_while_recording_iq_is_noted_and_run_goes_on(tmp_path):
+    camp = load_campaign(write_campaign(tmp_path, record_iq=True))
+    calls = []
+
+    def full(*a, **k):
+        calls.append(a[0])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    msgs = []
+    run_campaign(camp, record_writer=full, log=msgs.append)
+    rows = read_rows(tmp_path / "out")
+    assert len(rows) == 6 and all(r["status"] == "ok" and r["iq_file"] == "" for r in rows)
+    assert "No space left" in rows[0]["note"] and "stopped" in rows[0]["note"]
+    assert len(calls) == 1 and all(r["note"] == "" for r in rows[1:])  # recording stopped after the failure
+
+
+def test_full_disk_while_appending_a_row_keeps_earlier_rows(tmp_path, monkeypatch):
+    import semcom.campaign as campaign_mod
+
+    camp = load_campaign(write_campaign(tmp_path))
+    real = os.fsync
+    n = {"calls": 0}
+
+    def fsync(fd):
+        n["calls"] += 1
+        if n["calls"] == 4:  # header, row 1, row 2, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(campaign_mod.os, "fsync", fsync)
+    with pytest.raises(CampaignError, match="cannot append.*No space left.*earlier row is intact"):
+        run_campaign(camp, log=quiet)
+    text = (tmp_path / "out/results.csv").read_text()
+    assert text.endswith("\n") and len(read_rows(tmp_path / "out")) == 2
+    monkeypatch.setattr(campaign_mod.os, "fsync", real)
+    run_campaign(camp, log=quiet)
+    assert len(set(keys(read_rows(tmp_path / "out")))) == 6
+
+
+def test_no_frames_is_a_recorded_result(tmp_path):
+    camp = load_campaign(write_campaign(tmp_path, sweep={"channel.snr_db": [-20.0]}, payloads_per_point=1))
+    run_campaign(camp, log=quiet)
+    (row,) = read_rows(tmp_path / "out")
+    assert row["status"] == "no_frames" and row["frame_loss"] == "1" and row["snr_meas_db"] == ""
+
+
+@pytest.mark.parametrize("over, words", [
+    ({"bogus": 1}, "bogus: unknown key"),
+    ({"payloads_per_point": "3"}, "payloads_per_point: wrong type"),
+    ({"sweep": {}}, "sweep: needs at least one field"),
+    ({"sweep": {"snr": [1]}}, "sweep.snr: must be a section.key"),
+    ({"payload": {"kind": "images"}}, "semantic encoder"),
+    ({"payload": {"colour": 1}}, "payload.colour: unknown key"),
+    ({"link": "air"}, "link: must be one of"),
+])
+def test_bad_campaign_files(tmp_path, over, words):
+    with pytest.raises(CampaignError, match=words):
+        load_campaign(write_campaign(tmp_path, **over))
+
+
+def test_bad_sweep_value_and_foreign_results_refused(tmp_path):
+    camp = load_campaign(write_campaign(tmp_path, sweep={"channel.snr_db": [5.0, "loud"]}))
+    with pytest.raises(CampaignError, match=r"sweep point 1 .*channel.snr_db"):
+        run_campaign(camp, log=quiet)
+    assert not (tmp_path / "out").exists()  # nothing ran
+    run_campaign(load_campaign(write_campaign(tmp_path, payloads_per_point=1)), log=quiet)
+    other = load_campaign(write_campaign(tmp_path, "d.yaml", payloads_per_point=2))
+    with pytest.raises(CampaignError, match="another campaign"):
+        run_campaign(other, log=quiet)
+    radio_on_loopback = load_campaign(write_campaign(tmp_path, "e.yaml", link="radio", out=str(tmp_path / "o2")))
+    with pytest.raises(CampaignError, match="PlutoSDR burst mode"):
+        run_campaign(radio_on_loopback, log=quiet)
+
+
+def test_plot_and_cli(tmp_path, capsys):
+    from semcom.cli import main
+
+    path = write_campaign(tmp_path, payloads_per_point=1)
+    assert main(["campaign", str(path)]) == 0
+    assert main(["campaign", str(path)]) == 0  # resume: nothing left to do
+    assert "0 rows written, 2 already done" in capsys.readouterr().out
+    table, png = plot(tmp_path / "out")
+    assert png.is_file() and png.stat().st_size > 1000 and len(table) == 2 and table[0]["psnr_db"] is None
+    assert main(["campaign", "--plot", str(tmp_path / "out"), "--png", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").is_file() and "snr_meas_db" in capsys.readouterr().out
+    assert main(["campaign", str(tmp_path / "missing.yaml")]) == 1
+    assert "campaign file not found" in capsys.readouterr().err
+    assert np.isfinite(table[1]["snr_meas_db"])
