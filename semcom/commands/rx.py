@@ -31,7 +31,7 @@ import numpy as np
 
 from semcom.blocks.phy.sigmf_io import jsonable
 
-from .tx import add_radio_arguments, print_dry_run, resolve_radio
+from .tx import add_radio_arguments, guarded, print_dry_run, resolve_radio
 
 __all__ = ["add_parser", "run"]
 
@@ -43,20 +43,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="BASE", default=None, help="write BASE.json, BASE.npz (and SigMF in burst mode)")
     parser.add_argument("--expect-random", metavar="N", type=int, default=None,
                         help="the transmitter sent `--random N`: measure frame loss and SNR against it")
-    parser.add_argument("--symbols", type=int, default=3072, help="symbols per random stream (as semcom tx)")
-    parser.add_argument("--seed", type=int, default=0, help="random payload seed (as semcom tx)")
     add_radio_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from semcom.radio import RadioError
-
-    try:
-        return _run(args)
-    except RadioError as e:  # a device problem: one clear line, no traceback
-        print(f"semcom rx: device error: {e}", file=sys.stderr)
-        return 1
+    return guarded("rx", _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -31,7 +31,8 @@ import yaml
 
 from semcom.config import add_config_arguments, config_from_args
 
-__all__ = ["add_parser", "run", "require_radio", "add_radio_arguments", "resolve_radio", "print_dry_run"]
+__all__ = ["add_parser", "run", "require_radio", "add_radio_arguments", "resolve_radio", "print_dry_run",
+           "guarded"]
 
 
 def require_radio(cfg, command: str) -> str:
@@ -46,7 +47,10 @@ def require_radio(cfg, command: str) -> str:
 
 
 def add_radio_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--backend``, ``--dry-run``, ``--config`` and ``--set`` (shared by ``semcom tx`` and ``semcom rx``)."""
+    """``--symbols``, ``--seed`` (random payloads), ``--backend``, ``--dry-run``, ``--config`` and ``--set``
+    (shared by ``semcom tx`` and ``semcom rx``, so both ends rebuild the same random payloads)."""
+    parser.add_argument("--symbols", type=int, default=3072, help="symbols per random stream (default 3072)")
+    parser.add_argument("--seed", type=int, default=0, help="random payload seed (default 0)")
     parser.add_argument("--backend", choices=("auto", "burst", "gnuradio"), default="auto",
                         help="auto: burst for a PlutoSDR, gnuradio for a USRP")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; touch no device")
@@ -77,8 +81,6 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--payload", metavar="X.npy", help="symbols [n] or [k, n] (complex) or bits (0/1 integers)")
     src.add_argument("--random", metavar="N", type=int, help="N random unit-power payload streams")
-    parser.add_argument("--symbols", type=int, default=3072, help="symbols per random stream (default 3072)")
-    parser.add_argument("--seed", type=int, default=0, help="random payload seed (default 0)")
     parser.add_argument("--duration", type=float, default=10.0,
                         help="burst mode: seconds the cyclic buffer plays (default 10; 0 = until Ctrl-C)")
     parser.add_argument("--repeat", type=int, default=1, help="gnuradio mode: times the payloads are sent")
@@ -86,14 +88,19 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def guarded(command: str, body, args: argparse.Namespace) -> int:
+    """``body(args)``; a ``RadioError`` (device problem) becomes one clear line and exit status 1."""
     from semcom.radio import RadioError
 
     try:
-        return _run(args)
-    except RadioError as e:  # a device problem: one clear line, no traceback
-        print(f"semcom tx: device error: {e}", file=sys.stderr)
+        return body(args)
+    except RadioError as e:
+        print(f"semcom {command}: device error: {e}", file=sys.stderr)
         return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    return guarded("tx", _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
