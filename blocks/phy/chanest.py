@@ -110,9 +110,11 @@ class DelayDomainEstimator:
         floor = 1e-9 * norms.max()
         thr = max(self.gamma * n0, 1e-13 * float(np.sum(y.real ** 2 + y.imag ** 2)))
         chosen = np.zeros(nc, dtype=bool)
+        active = norms > floor  # not chosen and not (numerically) in the span of the chosen ones
         proj = np.empty((min(nc, 8), nc), dtype=np.complex128)  # row i: q_i^H a_j, i-th chosen direction q_i
         for i in range(nc):
-            gain = np.where(chosen | (norms <= floor), 0.0, (z.real ** 2 + z.imag ** 2) / np.maximum(norms, floor))
+            gain = (z.real ** 2 + z.imag ** 2) / np.maximum(norms, floor)
+            gain *= active
             j = int(np.argmax(gain))
             if gain[j] <= thr:
                 break
@@ -124,6 +126,8 @@ class DelayDomainEstimator:
             z -= np.conj(p) * (z[j] / s)
             norms = np.maximum(norms - (p.real ** 2 + p.imag ** 2), 0.0)
             chosen[j] = True
+            active &= norms > floor
+            active[j] = False
         # a path between two sample instants leaks into the neighbouring taps (sinc tails below
         # the threshold): keep the direct neighbours of every chosen tap too and refit
         keep = chosen.copy()

@@ -175,7 +175,9 @@ class FrameDemodulator:
         self.pilot_w = np.abs(np.asarray(spec.pilot_values)) ** 2
         self.est = DelayDomainEstimator(spec)
         self.tx = FrameTransmitter(spec)
-        self._pilot_cycle = spec.pilot_matrix(127)  # the polarity sequence has period 127
+        # pilot values of post-preamble symbols 0.. for the longest frame (+ a period of slack)
+        n_long = self.n_hdr + spec.n_payload_ofdm_symbols(spec.max_payload_symbols) + 127
+        self._pilot_table = spec.pilot_matrix(n_long)  # the polarity sequence has period 127
         pairs = int(np.sum(np.diff(used) == 1)) * spec.n_training
         self.q_min = float(min(0.5, 2.5 / math.sqrt(max(pairs, 1))))
         # fine-timing peak over energy: ~ln(width)/(N n_training) for noise, SNR/(1+SNR) clean
@@ -235,8 +237,10 @@ class FrameDemodulator:
         return start, eps
 
     def _pilots(self, n_sym: int, first: int = 0) -> np.ndarray:
-        """``spec.pilot_matrix(n_sym, first)`` from a cached period; complex128 [n_sym, n_pilots]."""
-        return self._pilot_cycle[(first + np.arange(n_sym)) % 127]
+        """``spec.pilot_matrix(n_sym, first)`` from a cached table (read-only view); complex128 [n_sym, n_pilots]."""
+        if first + n_sym <= self._pilot_table.shape[0]:
+            return self._pilot_table[first:first + n_sym]
+        return self._pilot_table[(first + np.arange(n_sym)) % 127]
 
     def _track(self, y: np.ndarray, h: np.ndarray, n0: float, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Phase tracking over post-preamble symbols ``y`` [n_sym, fft_len] against channel ``h`` [fft_len]."""
