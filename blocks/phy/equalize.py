@@ -143,5 +143,28 @@ def track_phase(z: np.ndarray, w: np.ndarray, kp: np.ndarray, window: int | None
 
 
 def phase_grid(phi: np.ndarray, beta: np.ndarray, carriers: np.ndarray) -> np.ndarray:
-    """``exp(1j*(phi_t + beta_t*k))`` for symbols x carriers; complex128 [n_sym, n_carriers]."""
-    return np.exp(1j * (phi[:, None] + beta[:, None] * np.asarray(carriers, dtype=np.float64)[None, :]))
+    """``exp(1j*(phi_t + beta_t*k))`` for symbols x carriers; complex128 [n_sym, n_carriers].
+
+    Integer carriers (the usual case) take ``n_sym * (max|k| + 2)`` exponentials' worth of work
+    less: ``exp(1j*beta_t)`` is raised to the powers ``0..max|k|`` by a cumulative product
+    (relative error ~``max|k|`` ulp, 1e-13 at N=1024) and negative carriers use the conjugate.
+    """
+    phi = np.asarray(phi, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    k = np.asarray(carriers)
+    if k.dtype.kind not in "iu" or k.size == 0:
+        return np.exp(1j * (phi[:, None] + beta[:, None] * k.astype(np.float64)[None, :]))
+    mag = np.abs(k)
+    powers = np.empty((phi.size, int(mag.max()) + 1), dtype=np.complex128)
+    powers[:, 0] = 1.0
+    powers[:, 1:] = np.exp(1j * beta)[:, None]
+    np.cumprod(powers, axis=1, out=powers)  # exp(1j * beta_t * m) for m = 0..max|k|
+    grid = powers[:, mag]
+    n_neg = int(np.count_nonzero(k < 0))
+    if n_neg and bool(np.all(k[:n_neg] < 0)):  # sorted carriers: the negative ones are a prefix
+        np.conjugate(grid[:, :n_neg], out=grid[:, :n_neg])
+    elif n_neg:
+        neg = k < 0
+        grid[:, neg] = np.conj(grid[:, neg])
+    grid *= np.exp(1j * phi)[:, None]
+    return grid

@@ -46,7 +46,7 @@ from .frame import HEADER_BITS, FrameSpec
 from .header import HeaderFields
 from .modulation import demodulate_llr
 from .sync import (cp_backoff, find_regions, fine_timing, fractional_cfo, integer_cfo, metric, mix,
-                   mix_at, plateau_start, sc_metric)
+                   derotate, mix_windows, plateau_start, sc_metric)
 from .tx import FrameTransmitter
 
 __all__ = ["RxFrame", "RxStats", "FrameDemodulator", "StreamingReceiver", "receive", "genie_equalize"]
@@ -182,11 +182,8 @@ class FrameDemodulator:
         self.q_min = float(min(0.5, 2.5 / math.sqrt(max(pairs, 1))))
         # fine-timing peak over energy: ~ln(width)/(N n_training) for noise, SNR/(1+SNR) clean
         self.qt_min = float(min(0.08, 10.0 / (spec.fft_len * spec.n_training)))
-        # sample offsets of the FFT windows: training (integer CFO, from the coarse start) and
-        # preamble + header symbols (from the first window)
-        self._train_idx = (cp // 2 + sl * (1 + np.arange(spec.n_training)))[:, None] + np.arange(n)[None, :]
-        self._sym_idx = sl * np.arange(spec.n_training + self.n_hdr)[:, None] + np.arange(n)[None, :]
-        self._ramp_k = np.arange(n, dtype=np.float64)
+        # FFT windows of the training symbols for the integer CFO, relative to the coarse start
+        self._train_starts = cp // 2 + sl * (1 + np.arange(spec.n_training))
 
     # ------------------------------------------------------------------ sizes
     def body_len(self, n_payload: int) -> int:
@@ -205,15 +202,10 @@ class FrameDemodulator:
         return self._spectra(x, start, first, n_sym, 0.0)
 
     def _spectra(self, x: np.ndarray, start: int, first: int, n_sym: int, cfo: float) -> np.ndarray:
-        """``_fft`` of ``mix(x, cfo, fft_len)``, mixing only the samples in the FFT windows; complex128 [n_sym, N].
-
-        Same values as mixing the whole window first (the same expression per sample).
-        """
+        """``_fft`` of ``mix(x, cfo, fft_len)``, mixing only the samples in the FFT windows; complex128 [n_sym, N]."""
         s = self.spec
-        first_win = start + s.cp_len - self.backoff + first * s.symbol_len
-        idx = first_win + self._sym_idx[:n_sym] if n_sym <= self._sym_idx.shape[0] else \
-            first_win + s.symbol_len * np.arange(n_sym)[:, None] + np.arange(s.fft_len)[None, :]
-        return np.fft.fft(mix_at(x, idx, cfo, s.fft_len), axis=1, norm="ortho")
+        starts = start + s.cp_len - self.backoff + s.symbol_len * np.arange(first, first + n_sym)
+        return np.fft.fft(mix_windows(x, starts, s.fft_len, cfo, s.fft_len), axis=1, norm="ortho")
 
     def _sync(self, x: np.ndarray, c: int, cfo_frac: float | None) -> tuple[int, float] | None:
         """Local start and total CFO, or None when the training does not correlate."""
@@ -223,7 +215,7 @@ class FrameDemodulator:
             eps_f, _ = fractional_cfo(x, c, s)  # the caller (or the detector) vouches for the plateau
         else:
             eps_f = float(cfo_frac)
-        ytr = np.fft.fft(mix_at(x, c + self._train_idx, eps_f, n), axis=1, norm="ortho")
+        ytr = np.fft.fft(mix_windows(x, c + self._train_starts, n, eps_f, n), axis=1, norm="ortho")
         m_int, q = integer_cfo(ytr, s)
         if q < self.q_min:
             return None
@@ -337,8 +329,7 @@ class FrameDemodulator:
         """Spectra of the ``n_sym`` payload symbols, CFO removed; complex128 [n_sym, N].
 
         ``samples[a:]`` is the window ``front`` saw. The FFT windows are read in place (a strided
-        view) and de-rotated by a per-sample ramp times a per-symbol phase (``exp`` of
-        ``N + n_sym`` values instead of one per sample; equal to ``mix`` within float rounding).
+        view) and de-rotated by ``sync.derotate`` (a ramp times a per-symbol phase).
         Non-finite samples after the header window are counted (as before) and every non-finite
         sample in the windows reads as 0.
         """
@@ -357,10 +348,8 @@ class FrameDemodulator:
             src, _ = _take(samples, w0, w0 + n_sym * sl)
             at = 0
         win = as_strided(src[at:], shape=(n_sym, n), strides=(sl * src.strides[0], src.strides[0]), writeable=False)
-        pos = (w0 - a) + sl * np.arange(n_sym, dtype=np.float64)  # index of each window start in ``mix`` terms
-        ramp = np.exp(-2j * np.pi * f.cfo * self._ramp_k / n)
-        turn = np.exp(-2j * np.pi * f.cfo * pos / n)
-        return np.fft.fft((win * ramp[None, :]) * turn[:, None], axis=1, norm="ortho")
+        pos = (w0 - a) + sl * np.arange(n_sym)  # window starts as indices of the window ``front`` saw
+        return np.fft.fft(derotate(win, pos, f.cfo, n), axis=1, norm="ortho")
 
     def finish(self, samples: np.ndarray, c: int, f: _Front, stats: RxStats) -> RxFrame | None:
         """Payload part of ``demodulate`` once ``front`` accepted the header.

@@ -24,7 +24,7 @@ import numpy as np
 
 from .frame import FrameSpec
 
-__all__ = ["sc_metric", "find_regions", "fractional_cfo", "integer_cfo", "fine_timing", "mix", "mix_at",
+__all__ = ["sc_metric", "find_regions", "fractional_cfo", "integer_cfo", "fine_timing", "mix", "mix_windows", "derotate",
            "cp_backoff", "max_integer_cfo"]
 
 
@@ -47,12 +47,24 @@ def mix(x: np.ndarray, cfo: float, fft_len: int, n0: int = 0) -> np.ndarray:
     return np.asarray(x, dtype=np.complex128) * np.exp(-2j * np.pi * cfo * n / fft_len)
 
 
-def mix_at(x: np.ndarray, idx: np.ndarray, cfo: float, fft_len: int) -> np.ndarray:
-    """``mix(x, cfo, fft_len)[idx]`` computed on the selected samples only; complex128, shape of ``idx``.
+def derotate(win: np.ndarray, starts: np.ndarray, cfo: float, fft_len: int) -> np.ndarray:
+    """``mix`` applied to windows of a signal: ``win[m, i] * exp(-2j*pi*cfo*(starts[m] + i)/fft_len)``.
 
-    The same expression per sample as ``mix``, so the values are identical; ``idx`` int indices.
+    ``win`` complex [n_win, length] (``win[m, i]`` is sample ``starts[m] + i``), ``starts`` [n_win].
+    The exponential is factored into a per-window phase and a ramp (``n_win + length``
+    exponentials instead of one per sample; equal to ``mix`` within ~1e-13). complex128 [n_win, length].
     """
-    return np.asarray(x[idx], dtype=np.complex128) * np.exp(-2j * np.pi * cfo * idx.astype(np.float64) / fft_len)
+    out = np.array(win, dtype=np.complex128)
+    if cfo != 0.0:
+        out *= np.exp(-2j * np.pi * cfo * np.arange(out.shape[1], dtype=np.float64) / fft_len)[None, :]
+        out *= np.exp(-2j * np.pi * cfo * np.asarray(starts, dtype=np.float64) / fft_len)[:, None]
+    return out
+
+
+def mix_windows(x: np.ndarray, starts: np.ndarray, length: int, cfo: float, fft_len: int) -> np.ndarray:
+    """``mix(x, cfo, fft_len)`` read at windows ``x[starts[m] : starts[m] + length]``; complex128 [n_win, length]."""
+    starts = np.asarray(starts)
+    return derotate(x[starts[:, None] + np.arange(length)[None, :]], starts, cfo, fft_len)
 
 
 def sc_metric(x: np.ndarray, fft_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +202,7 @@ def fine_timing(x: np.ndarray, coarse: int, spec: FrameSpec, search: int, cfo: f
     nfft = 1 << int(np.ceil(np.log2(width + n)))
     tf = _training_filter(spec, nfft)
     a = coarse - search + (1 + np.arange(spec.n_training)) * sl + cp
-    segs = mix_at(x, a[:, None] + np.arange(width + n - 1)[None, :], cfo, n)  # [n_training, width + n - 1]
+    segs = mix_windows(x, a, width + n - 1, cfo, n)  # [n_training, width + n - 1]
     corr = np.fft.ifft(np.fft.fft(segs, nfft, axis=1) * tf[None, :], axis=1)[:, :width]
     acc = np.zeros(width, dtype=np.complex128)
     for row in corr:
