@@ -14,8 +14,10 @@ A campaign file (YAML, strictly checked: unknown keys and wrong types are errors
     out: ../runs/campaign_snr             # --out overrides
 
 Every point's config is validated before anything runs (a bad sweep value fails at once,
-naming the point and field). ``link: radio`` drives ``radio.device`` pluto / fake_pluto in
-burst mode (cyclic TX + capture, ``semcom.radio.pluto_burst``).
+naming the point and field). ``link: radio`` drives ``radio.device``: pluto / fake_pluto in
+burst mode (cyclic TX + capture, ``semcom.radio.pluto_burst``), uhd / fake_uhd through GNU Radio
+(``semcom.radio.link.GnuRadioLink``: TX and RX flowgraphs on the same USRP; decoded frames only,
+so no IQ recording there; ``timeout_s`` bounds the wait for a payload's frames).
 
 Output directory: ``run.json`` (campaign, resolved base config, git revision, checksums of the
 campaign file and the model checkpoint, a fingerprint), ``results.csv`` (``ROW_FIELDS`` plus one
@@ -260,6 +262,13 @@ def _exchange_simulator(cfg, tx, index: int):
     return simulate(np.concatenate([tx.iq, tail]), ch), {}
 
 
+def _uses_gnuradio(cfg) -> bool:
+    """USRPs (real or fake) run through GNU Radio; PlutoSDRs through pyadi-iio burst mode."""
+    from semcom.radio.limits import hardware_kind
+
+    return hardware_kind(cfg.radio.device) == "uhd"
+
+
 def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory: Callable | None = None,
                  after_row: Callable[[int], None] | None = None, log: Callable[[str], None] = print,
                  record_writer: Callable | None = None) -> dict[str, Any]:
@@ -287,9 +296,9 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
     if camp.link == "radio":
         from semcom.radio.limits import hardware_kind
 
-        if hardware_kind(base_cfg.radio.device) != "pluto":
-            raise CampaignError(f"link: radio drives PlutoSDR burst mode (radio.device pluto / fake_pluto); "
-                                f"the config has {base_cfg.radio.device!r} (USRP campaigns: not yet)")
+        if hardware_kind(base_cfg.radio.device) is None:
+            raise CampaignError(f"link: radio needs a radio (radio.device pluto, uhd, fake_pluto, fake_uhd); "
+                                f"the config has {base_cfg.radio.device!r}")
     out.mkdir(parents=True, exist_ok=True)
     fp = _fingerprint(camp, base_cfg)
     meta_path = out / "run.json"
@@ -321,33 +330,43 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
             skipped += camp.payloads_per_point - len(todo)
             if not todo:
                 continue
-            radio = None
-            if camp.link == "radio":
-                from semcom.radio.pluto_burst import PlutoBurst
-
-                radio = PlutoBurst(cfg, factory=radio_factory)
+            radio = gr_link = None
             try:
+                if camp.link == "radio" and _uses_gnuradio(cfg):
+                    from semcom.radio.link import GnuRadioLink
+
+                    gr_link = GnuRadioLink(cfg).__enter__()
+                elif camp.link == "radio":
+                    from semcom.radio.pluto_burst import PlutoBurst
+
+                    radio = PlutoBurst(cfg, factory=radio_factory)
                 for k in todo:
                     streams = random_payloads(pl["streams"], pl["symbols"], pl["seed"] + 1000 * k)
                     t0 = time.perf_counter()
                     tx = build_waveform(cfg, streams)
+                    iq = None
                     try:
-                        if radio is not None:
-                            from semcom.radio.link import burst_exchange
-
-                            iq, _ = burst_exchange(radio, tx)
+                        if gr_link is not None:  # no raw IQ in the GNU Radio path: frames come decoded
+                            dec = gr_link.exchange(streams, len(tx.headers), camp.timeout_s)
                         else:
-                            iq, _ = _exchange_simulator(cfg, tx, k)
+                            if radio is not None:
+                                from semcom.radio.link import burst_exchange
+
+                                iq, _ = burst_exchange(radio, tx)
+                            else:
+                                iq, _ = _exchange_simulator(cfg, tx, k)
+                            dec = decode_iq(cfg, iq)
                     except (RadioError, OSError) as e:
                         raise CampaignError(f"point {i} {pt}, payload {k}: device error: {e}. Rows so far are "
                                             f"intact in {out / 'results.csv'}; fix it and rerun to resume") from None
-                    dec = decode_iq(cfg, iq)
                     ev = evaluate(tx, dec)
                     latency = time.perf_counter() - t0
                     row = {"point": i, "payload": k, **pt, **{c: _fmt(v) for c, v in ev.items() if c in ROW_FIELDS},
                            "status": "ok" if ev["frames_received"] else "no_frames", "latency_s": _fmt(latency),
                            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-                    if record:
+                    if record and iq is None:
+                        row["note"] = "iq not recorded: the GNU Radio link delivers decoded frames only"
+                    elif record:
                         base = out / "iq" / f"p{i:03d}_n{k:03d}"
                         base.parent.mkdir(exist_ok=True)
                         try:
@@ -367,6 +386,8 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
             finally:
                 if radio is not None:
                     radio.close()
+                if gr_link is not None:
+                    gr_link.__exit__(None, None, None)
             log(f"campaign: point {i + 1}/{len(points)} {pt} done")
     finally:
         writer.close()

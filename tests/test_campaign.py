@@ -223,7 +223,7 @@ def test_bad_sweep_value_and_foreign_results_refused(tmp_path):
     with pytest.raises(CampaignError, match="another campaign"):
         run_campaign(other, log=quiet)
     radio_on_loopback = load_campaign(write_campaign(tmp_path, "e.yaml", link="radio", out=str(tmp_path / "o2")))
-    with pytest.raises(CampaignError, match="PlutoSDR burst mode"):
+    with pytest.raises(CampaignError, match="link: radio needs a radio"):
         run_campaign(radio_on_loopback, log=quiet)
 
 
@@ -241,3 +241,18 @@ def test_plot_and_cli(tmp_path, capsys):
     assert main(["campaign", str(tmp_path / "missing.yaml")]) == 1
     assert "campaign file not found" in capsys.readouterr().err
     assert np.isfinite(table[1]["snr_meas_db"])
+
+
+def test_fake_usrp_campaign_through_gnuradio(tmp_path):
+    pytest.importorskip("gnuradio")
+    camp = load_campaign(write_campaign(
+        tmp_path, config=str(ROOT / "hw_configs/usrp_b210.yaml"), link="radio", record_iq=True, timeout_s=5.0,
+        set=["radio.device=fake_uhd", "radio.uri=null", "radio.tx_ramp_s=0.01", "radio.rx_settle_s=0.01",
+             "channel.snr_db=15"],
+        sweep={"radio.tx_gain_db": [50.0, 60.0]}, payloads_per_point=2, payload={"symbols": 800}))
+    run_campaign(camp, log=quiet)
+    rows = read_rows(tmp_path / "out")
+    assert len(rows) == 4 and all(r["status"] == "ok" and r["frame_loss"] == "0" for r in rows)
+    assert "GNU Radio link delivers decoded frames only" in rows[0]["note"]
+    lo, hi = (t["snr_meas_db"] for t in summarize(tmp_path / "out"))
+    assert 7 < hi - lo < 13  # 10 dB more TX gain

@@ -128,7 +128,8 @@ def _configure(blk, cfg, rx: bool) -> None:
         if kind == "pluto":
             blk.set_samplerate(int(r.sample_rate))
             blk.set_frequency(int(r.center_freq))
-            blk.set_bandwidth(int(bw))
+            if hasattr(blk, "set_bandwidth"):  # gr-iio 3.10.5 binds it on the sink only
+                blk.set_bandwidth(int(bw))
             blk.set_filter_params("Auto", "", 0, 0)
             if rx:
                 blk.set_quadrature(True)

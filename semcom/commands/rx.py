@@ -116,6 +116,7 @@ def _rx_gnuradio(cfg, args) -> dict:
     import time
 
     from semcom.blocks.gr.radio import RadioRx
+    from semcom.radio.link import CollectedFrames, evaluate
 
     tb = RadioRx(cfg)
     tb.start()
@@ -125,19 +126,15 @@ def _rx_gnuradio(cfg, args) -> dict:
         tb.stop()
         tb.wait()
     frames = tb.collector.frames()
-    snr = [float(m.get("snr_db", np.nan)) for m, _ in frames]
+    got = CollectedFrames.from_items(frames)
+    snr = [float(f.get("snr_db", np.nan)) for f in got.frames]
     out = {"frames": len(frames), "snr_db": {"mean": float(np.mean(snr)) if snr else None},
-           "frames_detail": [{k: v for k, v in m.items() if np.isscalar(v)} for m, _ in frames],
+           "frames_detail": got.frames,
            "receiver": tb.rx.stats(), "overflows": tb.overflows(),
            "overflow_note": None if tb.overflows() is not None else "gr-iio gives no overflow indication"}
     tx = _expected(cfg, args)
     if tx is not None:
-        from semcom.radio.link import evaluate
-
-        class _Dec:  # the numpy receiver's DecodeResult layout
-            frames = [{"frame_counter": m["frame_counter"], "snr_db": m.get("snr_db", np.nan)} for m, _ in frames]
-            payloads = [np.asarray(p, np.complex64) for _, p in frames]
-        out["link"] = evaluate(tx, _Dec)
+        out["link"] = evaluate(tx, got)
     if args.out:
         np.savez(f"{args.out}.npz", **{f"frame{i}_payload": p for i, (_, p) in enumerate(frames)},
                  **{f"frame{i}_noise_var": np.asarray(m.get("noise_var", []), np.float32)

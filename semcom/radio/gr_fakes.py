@@ -59,7 +59,7 @@ class _Setters:
     def set_antenna(self, ant: str, chan: int = 0) -> None:
         self.settings["antenna"] = ant
 
-    def set_bandwidth(self, *a: Any) -> None:
+    def set_bandwidth(self, *a: Any) -> None:  # not on gr-iio's source (3.10.5): see blocks/gr/radio.py
         self.settings["bandwidth"] = a[0]
 
     def set_clock_source(self, src: str, mboard: int = 0) -> None:

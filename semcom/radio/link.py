@@ -5,15 +5,18 @@ transmitter) or digital bits (uint8 0/1); a stream is cut into frames by the num
 Today the streams are random test payloads or ``.npy`` files; the semantic encoder (images)
 plugs in here later by producing the same streams (``payload_streams`` is the only entry).
 
-``evaluate(tx, decoded)`` matches received frames to sent ones by frame counter (a cyclic
-burst is captured twice, so duplicates are dropped) and gives frame loss, the receiver's SNR
-estimate and the post-equalisation SNR measured against the sent symbols.
+``evaluate(tx, decoded)`` matches received frames to sent ones by (stream id, chunk index),
+which both the numpy and the GNU Radio transmitters assign alike (frame counters differ: the
+GR transmitter keeps counting across payloads); a cyclic burst is captured twice, so
+duplicates are dropped. It gives frame loss, the receiver's SNR estimate and the
+post-equalisation SNR measured against the sent symbols.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from semcom.blocks.phy.sigmf_io import jsonable, write_recording
 from semcom.blocks.phy.snr import db
 
 __all__ = ["payload_streams", "build_waveform", "decode_iq", "evaluate", "burst_exchange", "random_payloads",
-           "save_capture"]
+           "save_capture", "CollectedFrames", "GnuRadioLink"]
 
 
 def random_payloads(n_streams: int, n_symbols: int, seed: int) -> list[np.ndarray]:
@@ -84,17 +87,18 @@ def decode_iq(cfg, iq: np.ndarray):
 
 
 def evaluate(tx, dec) -> dict[str, Any]:
-    """Frame loss, SNR estimate and measured post-equalisation SNR of a decode against what was sent.
+    """Frame loss, SNR estimate and measured post-equalisation SNR of a decode against what was sent
+    (frames matched by stream id and chunk index; ``dec`` holds one payload's frames).
 
     Returns ``frames_sent``, ``frames_received`` (distinct sent frames decoded with the right
     length), ``frame_loss`` (0..1), ``snr_est_db`` (mean receiver estimate over those frames),
     ``snr_meas_db`` (pooled: total symbol energy / total error energy), ``duplicates``.
     """
-    sent = {h.frame_counter: p for h, p in zip(tx.headers, tx.payloads)}
-    seen: set[int] = set()
+    sent = {(h.stream_id, h.chunk_index): p for h, p in zip(tx.headers, tx.payloads)}
+    seen: set[tuple[int, int]] = set()
     est, sig, err, dup = [], 0.0, 0.0, 0
     for rec, payload in zip(dec.frames, dec.payloads):
-        fc = int(rec["frame_counter"])
+        fc = (int(rec["stream_id"]), int(rec["chunk_index"]))
         if fc in seen:
             dup += 1
             continue
@@ -149,3 +153,62 @@ def save_capture(base: str | Path, iq: np.ndarray, cfg, dec, hw: str, extra: dic
     return write_recording(base, iq, cfg.radio.sample_rate, center_freq=cfg.radio.center_freq, annotations=ann,
                            frame_spec=cfg.frame, hw=hw, description="semcom over-the-air capture",
                            extra_global=jsonable({"radio": dict(vars(cfg.radio)), **(extra or {})}))
+
+
+@dataclass
+class CollectedFrames:
+    """Frames from the GNU Radio receiver (``FrameCollector`` items) in the layout ``evaluate`` reads:
+    ``frames`` dicts (header fields, ``snr_db``, ...) and ``payloads`` complex64 arrays."""
+
+    frames: list[dict] = field(default_factory=list)
+    payloads: list[np.ndarray] = field(default_factory=list)
+
+    @classmethod
+    def from_items(cls, items) -> "CollectedFrames":
+        return cls([{k: v for k, v in m.items() if np.isscalar(v)} for m, _ in items],
+                   [np.asarray(p, np.complex64) for _, p in items])
+
+
+class GnuRadioLink:
+    """TX and RX flowgraphs on one radio (``RadioTx`` + ``RadioRx``; gr-uhd, gr-iio or the fakes,
+    which then share one in-process ``FakeAir``). ``exchange(streams, n_frames, timeout)`` sends
+    the streams and waits for their frames; use as a context manager (starts and stops both)."""
+
+    def __init__(self, cfg, air=None):
+        from semcom.blocks.gr.radio import RadioRx, RadioTx  # noqa: PLC0415 (GNU Radio only here)
+
+        if air is None and cfg.radio.device.startswith("fake_"):
+            from .fakes import FakeAir  # noqa: PLC0415
+
+            air = FakeAir(cfg.channel, ref_tx_gain_db=-10.0 if cfg.radio.device == "fake_pluto" else 60.0)
+        self.cfg = cfg
+        self.rx = RadioRx(cfg, air)
+        self.tx = RadioTx(cfg, air)
+
+    def __enter__(self) -> "GnuRadioLink":
+        self.rx.start()
+        deadline = time.monotonic() + 5.0 + 2 * self.cfg.radio.rx_settle_s
+        while not self.rx.settled() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self.tx.start()
+        self.tx.ramp()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for tb in (self.tx, self.rx):
+            tb.stop()
+            tb.wait()
+
+    def exchange(self, streams: list[np.ndarray], n_frames: int, timeout: float) -> CollectedFrames:
+        """Send ``streams`` (analog, normalised here) and collect until ``n_frames`` new frames or ``timeout``."""
+        from semcom.blocks.phy.tx import normalize_power  # noqa: PLC0415
+
+        before = self.rx.collector.count
+        for i, x in enumerate(streams):
+            self.tx.send(normalize_power(x)[0], stream_id=(self.cfg.link.stream_id + i) & 0xFFFF,
+                         codec_id=self.cfg.model.codec_id)
+        deadline = time.monotonic() + timeout
+        while self.rx.collector.count - before < n_frames and time.monotonic() < deadline:
+            time.sleep(0.005)
+        new = self.rx.collector.count - before
+        return CollectedFrames.from_items(self.rx.collector.frames()[-new:] if new else [])
