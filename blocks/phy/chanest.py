@@ -153,7 +153,7 @@ class DelayDomainEstimator:
         as singular values below 1e-9 of the largest are dropped there.
         """
         idx = np.flatnonzero(keep)
-        lam, vec = np.linalg.eigh(toeplitz[self._lag[np.ix_(idx, idx)]])
+        lam, vec = np.linalg.eigh(toeplitz[self._lag[idx[:, None], idx[None, :]]])
         if lam[0] > 1e-8 * lam[-1]:
             coef = vec @ ((vec.conj().T @ z0[idx]) / lam)
             taps = np.zeros(self.spec.fft_len, dtype=np.complex128)

@@ -138,18 +138,29 @@ def fractional_cfo(x: np.ndarray, coarse: int, spec: FrameSpec) -> tuple[float, 
 
 
 @functools.lru_cache(maxsize=16)
-def _int_cfo_tables(spec: FrameSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Adjacent used-carrier pairs (bins of the lower carrier), their reference products, shifts."""
+def _int_cfo_tables(spec: FrameSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Tables of ``integer_cfo``. Cached: do not modify.
+
+    ``idx`` int64 [n_shift, n_pairs] bins of the lower carrier of each adjacent used-carrier pair
+    at each shift and ``ref`` complex128 [n_pairs] their reference products ``conj(T[k+1] conj(T[k]))``
+    (direct sums); ``ref_f``, ``ind_f`` complex128 [N] the conjugated DFTs (of the conjugates) of
+    the reference products and of the pair indicator placed at the bin of the lower carrier (the
+    same sums as circular correlations by FFT); ``shifts`` int64 [n_shift], even.
+    """
     n = spec.fft_len
     used = np.asarray(spec.used_carriers)
     pair = np.flatnonzero(np.diff(used) == 1)  # adjacent used carriers (k, k+1)
     ka, kb = used[pair], used[pair + 1]
     t = spec.training_freq()
     ref = np.conj(t[kb % n] * np.conj(t[ka % n]))  # [n_pairs]
+    ref_n = np.zeros(n, dtype=np.complex128)
+    ref_n[ka % n] = ref
+    ind = np.zeros(n, dtype=np.complex128)
+    ind[ka % n] = 1.0
     lim = max_integer_cfo(spec)
     shifts = np.arange(-lim, lim + 1, 2)  # [n_shift]
     idx = (ka[None, :] + shifts[:, None]) % n  # [n_shift, n_pairs]
-    return idx, ref, shifts
+    return idx, ref, np.conj(np.fft.fft(np.conj(ref_n))), np.conj(np.fft.fft(ind)), shifts
 
 
 def integer_cfo(y_train: np.ndarray, spec: FrameSpec) -> tuple[int, float]:
@@ -159,17 +170,23 @@ def integer_cfo(y_train: np.ndarray, spec: FrameSpec) -> tuple[int, float]:
     removed, timing within a few samples). Output: (shift in subcarriers, normalised
     correlation quality in [0, 1]; about ``1/sqrt(pairs)`` for noise, near 1 for a clean frame).
     The product of adjacent bins ``Y[k+1] conj(Y[k])`` is formed once for every bin; each
-    candidate shift then only gathers it at the shifted pair positions.
+    candidate shift then gathers it at the shifted pair positions, or, when shifts x pairs is
+    large (wide guard bands at big N), all shifts come from one circular correlation by FFT.
     """
-    idx, ref, shifts = _int_cfo_tables(spec)
+    idx, ref, ref_f, ind_f, shifts = _int_cfo_tables(spec)
     y = np.asarray(y_train)
-    nxt = np.roll(y, -1, axis=1)  # Y[k+1]
+    nxt = np.concatenate([y[:, 1:], y[:, :1]], axis=1)  # Y[k+1]
     d = np.sum(nxt * np.conj(y), axis=0)  # [N] summed over repetitions
     mag = np.sum(np.abs(nxt) * np.abs(y), axis=0)  # [N]
-    c = np.abs(d[idx] @ ref)  # [n_shift]
-    norm = mag[idx].sum(axis=1)
+    if idx.size <= 8 * spec.fft_len:
+        c = np.abs(d[idx] @ ref)  # [n_shift]
+        norm = mag[idx].sum(axis=1)
+    else:
+        sel = shifts % spec.fft_len
+        c = np.abs(np.fft.ifft(np.fft.fft(d) * ref_f)[sel]) * spec.fft_len
+        norm = np.fft.ifft(np.fft.fft(mag) * ind_f)[sel].real * spec.fft_len
     best = int(np.argmax(c))
-    q = float(c[best] / norm[best]) if norm[best] > 0 else 0.0
+    q = float(c[best] / norm[best]) if norm[best] > 1e-12 * float(np.sum(mag)) else 0.0
     return int(shifts[best]), q
 
 
