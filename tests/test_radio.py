@@ -1,8 +1,9 @@
 """Radio configs, PlutoSDR burst mode, fakes at the library boundary, tx/rx/probe commands, GR radio blocks.
 
 Real hardware: ``python -m pytest -m hardware tests/test_radio.py`` with a PlutoSDR at
-``SEMCOM_PLUTO_URI`` (default ``ip:192.168.2.1``), TX cabled to RX through >= 30 dB of
-attenuation (or two antennas); skipped when ``semcom probe`` finds no IIO device.
+``SEMCOM_PLUTO_URI`` (default ``ip:192.168.2.1``) and/or a USRP described by
+``SEMCOM_USRP_CONFIG`` (default ``hw_configs/usrp_b210.yaml``), TX cabled to RX through >= 30 dB of
+attenuation (or two antennas); each test is skipped when ``semcom probe`` finds no such device.
 """
 
 from __future__ import annotations
@@ -336,6 +337,28 @@ def test_make_source_errors_name_the_device():
         make_source(cfg_with("radio.uri=serial=NOPE1234", base="usrp_b210"))
 
 
+# ---------------------------------------------------------------------- the real pyadi-iio boundary
+def test_fake_pluto_has_the_surface_of_adi_pluto():
+    adi = pytest.importorskip("adi")
+    used = ("sample_rate", "rx_lo", "tx_lo", "rx_rf_bandwidth", "tx_rf_bandwidth", "gain_control_mode_chan0",
+            "rx_hardwaregain_chan0", "tx_hardwaregain_chan0", "rx_buffer_size", "tx_cyclic_buffer")
+    fake = FakePluto(None, FakeAir())
+    for name in used:  # what PlutoBurst sets exists on adi.Pluto as a property, and on the fake
+        assert isinstance(getattr(adi.Pluto, name), property), name
+        assert hasattr(fake, name), name
+    for name in ("tx", "rx", "tx_destroy_buffer", "rx_destroy_buffer"):
+        assert callable(getattr(adi.Pluto, name)) and callable(getattr(fake, name))
+
+
+def test_real_pyadi_without_device_is_a_clear_error():
+    pytest.importorskip("adi")
+    cfg = cfg_with("radio.uri=ip:127.0.0.1")
+    t0 = time.monotonic()
+    with pytest.raises(RadioError, match="cannot open PlutoSDR at 'ip:127.0.0.1'.*semcom probe"):
+        PlutoBurst(cfg).open()
+    assert time.monotonic() - t0 < 10
+
+
 # ---------------------------------------------------------------------- real hardware
 def _pluto_present() -> bool:
     from semcom.radio.probe import probe
@@ -410,3 +433,58 @@ def test_real_device_blocks_are_configured_through_their_real_api(base, monkeypa
         assert called["set_gain"] == (cfg.radio.rx_gain_db, 0) and called["tx_set_gain"] == (ramp0, 0)
         assert called["set_antenna"] == ("RX2", 0) and called["tx_set_antenna"] == ("TX/RX", 0)
         assert called["set_clock_source"] == ("internal", 0)
+
+
+def _usrp_present() -> bool:
+    from semcom.radio.probe import probe
+
+    return any(d["backend"] == "uhd" for d in probe(timeout=8.0)["devices"])
+
+
+@pytest.mark.hardware
+def test_usrp_gnuradio_link_over_the_air():
+    """``SEMCOM_USRP_CONFIG`` (default hw_configs/usrp_b210.yaml), TX cabled to RX through >= 30 dB."""
+    if not _usrp_present():
+        pytest.skip("no USRP reachable (semcom probe)")
+    from semcom.radio.link import GnuRadioLink
+
+    cfg = load_config(os.environ.get("SEMCOM_USRP_CONFIG", str(ROOT / "hw_configs/usrp_b210.yaml")))
+    streams = random_payloads(2, 2000, 0)
+    with GnuRadioLink(cfg) as link:
+        got = link.exchange(streams, 2, timeout=10.0)
+        overflows, underflows = link.rx.overflows(), link.tx.underflows()
+    ev = evaluate(build_waveform(cfg, streams), got)
+    assert ev["frames_received"] >= 1 and overflows is not None and underflows is not None
+
+
+def test_tx_and_rx_commands_through_fake_usrp_in_gnuradio(tmp_path, monkeypatch, capsys):
+    """`semcom rx` (child process, GNU Radio, receiving first) and `semcom tx` (GNU Radio) over the fake UHD."""
+    pytest.importorskip("gnuradio")
+    air = tmp_path / "air"
+    b210 = str(ROOT / "hw_configs/usrp_b210.yaml")
+    sets = ["--set", "radio.device=fake_uhd", "--set", "radio.uri=null", "--set", "radio.tx_ramp_s=0.02",
+            "--set", "radio.rx_settle_s=0.02"]
+    base = tmp_path / "rx"
+    proc = subprocess.Popen([PY, "-m", "semcom.cli", "rx", "-c", b210, *sets, "--duration", "4", "--expect-random",
+                             "2", "--symbols", "900", "--out", str(base)], cwd=ROOT,
+                            env={**os.environ, "SEMCOM_FAKE_AIR": str(air)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (air / "rx.listening").exists():  # the receiver runs before the transmitter starts
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        time.sleep(0.3)  # and its AGC settled (rx_settle_s 0.02)
+        monkeypatch.setenv("SEMCOM_FAKE_AIR", str(air))
+        from semcom.cli import main
+
+        assert main(["tx", "-c", b210, *sets, "--random", "2", "--symbols", "900", "--repeat", "2"]) == 0
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert proc.returncode == 0, err[-2000:]
+    tx = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert tx["underflows"] == 0 and tx["gains_db"][-1] == 60.0
+    res = json.loads(Path(f"{base}.json").read_text())
+    assert res["frames"] == 4 and res["link"]["frame_loss"] == 0.0 and res["overflows"] == 0
+    assert abs(res["snr_db"]["mean"] - res["link"]["snr_meas_db"]) < 1.5

@@ -4,7 +4,8 @@
 Pluto's cyclic TX buffer, or a one-shot burst stream), a receiver reads it back through the
 numpy ``ChannelSimulator`` (``blocks/phy/channel.py``: multipath, CFO, AWGN ... of the config's
 ``channel`` section). The state lives in a directory (``SEMCOM_FAKE_AIR``, default
-``$TMPDIR/semcom-fake-air-$UID``) so ``semcom tx`` and ``semcom rx`` can run as two processes.
+``$TMPDIR/semcom-fake-air-$UID``) so ``semcom tx`` and ``semcom rx`` can run as two processes
+(a receiver touches ``rx.listening`` there when it starts).
 
 Levels (all complex baseband, 1.0 = full scale): the waveform the transmitter wrote is scaled
 by ``10**((tx_gain_db - ref_tx_gain_db) / 20) / REF_RMS``, i.e. a signal of RMS ``REF_RMS`` (-20
@@ -35,6 +36,7 @@ import json
 import os
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,10 @@ class FakeAir:
         self._wave = np.zeros(0, np.complex64)
         self._cyclic = True
         self._tx_gain_db = self.ref_tx_gain_db
+        self._transmitting = False
+        self._session = uuid.uuid4().hex  # identifies this transmitter in the shared directory
+        self._seen_session: str | None = None
+        self._seen_mtime: int | None = None
         self.reset_receiver()
         self.reads = 0
         self.overflows = 0
@@ -106,6 +112,7 @@ class FakeAir:
             self._wave = np.concatenate([self._wave, iq]) if append else iq.copy()
             self._cyclic = bool(cyclic)
             self._tx_gain_db = float(tx_gain_db)
+            self._transmitting = True
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True)
             tmp = self.path / "air.npy.tmp"
@@ -117,34 +124,56 @@ class FakeAir:
     def set_tx_gain(self, tx_gain_db: float) -> None:
         self._tx_gain_db = float(tx_gain_db)
         self.gain_history.append(float(tx_gain_db))
-        if self.path is not None and (self.path / "air.json").is_file():
+        if self.path is not None and self._transmitting:  # never touch another transmitter's files
             self._write_info()
 
     def _write_info(self) -> None:
         tmp = self.path / "air.json.tmp"
-        tmp.write_text(json.dumps({"cyclic": self._cyclic, "tx_gain_db": self._tx_gain_db}))
+        tmp.write_text(json.dumps({"cyclic": self._cyclic, "tx_gain_db": self._tx_gain_db, "session": self._session}))
         os.replace(tmp, self.path / "air.json")
 
     def stop_transmit(self) -> None:
         with self._lock:
             self._wave = np.zeros(0, np.complex64)
+            self._transmitting = False
         if self.path is not None:
             for name in ("air.npy", "air.json"):
                 (self.path / name).unlink(missing_ok=True)
 
-    def load(self) -> bool:
-        """Read the waveform another process wrote (``path``); False if there is none."""
-        if self.path is None or not (self.path / "air.npy").is_file():
+    def load(self, initial: bool = False) -> bool:
+        """Pick up what another process transmits (``path``); False if nothing is on the air.
+
+        Cheap when nothing changed (one ``stat``). A new transmission (new TX session) plays from
+        its start, except a one-shot stream already there when the receiver starts
+        (``initial``): like a real receiver, it missed that one.
+        """
+        if self.path is None:
             return self._wave.size > 0
-        self._wave = np.load(self.path / "air.npy")
-        info = json.loads((self.path / "air.json").read_text())
-        self._cyclic, self._tx_gain_db = bool(info["cyclic"]), float(info["tx_gain_db"])
+        info_path = self.path / "air.json"
+        try:
+            mtime = info_path.stat().st_mtime_ns
+            if mtime == self._seen_mtime:
+                return self._wave.size > 0
+            info = json.loads(info_path.read_text())
+            wave = np.load(self.path / "air.npy")
+        except (OSError, ValueError):  # nothing sent yet, or the sender just stopped
+            return self._wave.size > 0
+        with self._lock:
+            self._seen_mtime = mtime
+            self._wave = wave
+            self._cyclic, self._tx_gain_db = bool(info["cyclic"]), float(info["tx_gain_db"])
+            if info.get("session") != self._seen_session:
+                self._seen_session = info.get("session")
+                self._pos = wave.size if (initial and not self._cyclic) else 0
         return True
 
     # ------------------------------------------------------------------ receiver side
     def reset_receiver(self) -> None:
         """A receiver (re)starts: fresh channel state, AGC settling again, read position 0."""
         self._sim = ChannelSimulator(self.channel)
+        if self.path is not None:  # tells scripts and tests that a receiver listens
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / "rx.listening").touch()
         self._pos = 0
         self._rx_count = 0
         self._since_overflow = 0
@@ -265,8 +294,8 @@ class FakePluto:
 
     def rx(self) -> np.ndarray:
         if not self._rx_started:
-            self.air.load()
             self.air.reset_receiver()
+            self.air.load(initial=True)
             self._rx_started = True
         gain = self.rx_hardwaregain_chan0 if self.gain_control_mode_chan0 == "manual" else REF_RX_GAIN_DB
         y = self.air.receive(int(self.rx_buffer_size), gain, self._rate, self.gain_control_mode_chan0)

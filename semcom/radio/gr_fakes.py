@@ -8,7 +8,8 @@ samples through ``semcom.radio.fakes.FakeAir``:
   publishes an ``underflow`` event every ``underflow_every`` bursts (0: never) in the layout of
   gr-uhd (``(uhd_async_msg . ((event_code . underflow) ...))``).
 * ``FakeRadioSource`` (complex out): reads the air at about ``speed * sample_rate`` samples per
-  second of wall clock (a real radio delivers at the sample rate, noise when nothing is sent).
+  second of wall clock (a real radio delivers at the sample rate, noise when nothing is sent);
+  with a file-backed air it polls for another process's transmission every 50 ms.
   The UHD flavour tags ``rx_time`` on its first sample and again after every overflow injected
   by ``FakeAir(overflow_every=...)``, as gr-uhd does after printing 'O'; the IIO flavour has no
   overflow indication, like gr-iio.
@@ -148,9 +149,12 @@ class FakeRadioSource(gr.sync_block, _Setters):
         out = output_items[0]
         now = time.monotonic()
         if self._t0 is None:
-            self._t0 = now
-            self.air.load()
+            self._t0 = self._polled = now
             self.air.reset_receiver()
+            self.air.load(initial=True)
+        elif now - self._polled > 0.05:  # another process may have started transmitting
+            self._polled = now
+            self.air.load()
         allowed = int((now - self._t0) * self.settings["sample_rate"] * self.speed) - int(self.nitems_written(0))
         n = min(len(out), max(allowed, 0))
         if n <= 0:
