@@ -424,33 +424,47 @@ def summarize(out: str | Path) -> list[dict[str, Any]]:
 
 
 def plot(out: str | Path, png: str | Path | None = None) -> tuple[list[dict], Path]:
-    """Summary table and a figure: PSNR (once images are wired) or frame loss vs measured SNR,
-    one line per value of the non-SNR swept fields (e.g. decoder, NFE). Returns ``(table, png)``."""
+    """Summary table and a figure of a run; returns ``(table, png)`` (default ``out/plot.png``).
+
+    Panels, one line per combination of the other swept fields (e.g. decoder, NFE, profile):
+    measured post-equalisation SNR and the receiver's estimate vs the first numeric swept field
+    (SNR, TX gain, frequency ...), frame loss vs that field, and, once images are wired, PSNR and
+    classifier accuracy vs measured SNR.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     table = summarize(out)
-    meta = json.loads((Path(out) / "run.json").read_text())
-    sweep = list(meta["campaign"]["sweep"])
-    ycol = "psnr_db" if any(t["psnr_db"] is not None for t in table) else "frame_loss"
-    group_keys = [k for k in sweep if k not in ("channel.snr_db", "radio.tx_gain_db", "radio.rx_gain_db")]
-    series: dict[str, list[tuple[float, float]]] = {}
+    sweep = list(json.loads((Path(out) / "run.json").read_text())["campaign"]["sweep"])
+    xkey = next((k for k in sweep if all(np.isfinite(_f(t[k])) for t in table)), None)
+    groups = [k for k in sweep if k != xkey]
+    panels = [("snr", "SNR (dB)"), ("frame_loss", "frame loss")]
+    panels += [(c, {"psnr_db": "PSNR (dB)", "accuracy": "accuracy"}[c]) for c in ("psnr_db", "accuracy")
+               if any(t[c] is not None for t in table)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    series: dict[str, list[dict]] = {}
     for t in table:
-        if t["snr_meas_db"] is None or t[ycol] is None:
-            continue
-        label = ", ".join(f"{k}={t[k]}" for k in group_keys) or "all"
-        series.setdefault(label, []).append((t["snr_meas_db"], t[ycol]))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, pts in series.items():
-        pts.sort()
-        ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", label=label)
-    ax.set_xlabel("measured post-equalisation SNR (dB)")
-    ax.set_ylabel({"psnr_db": "PSNR (dB)", "frame_loss": "frame loss"}[ycol])
-    ax.grid(True, alpha=0.3)
-    if series:
-        ax.legend(fontsize=7)
+        series.setdefault(", ".join(f"{k}={t[k]}" for k in groups) or "all", []).append(t)
+    for ax, (col, ylabel) in zip(axes[0], panels):
+        for label, ts in series.items():
+            if col in ("psnr_db", "accuracy"):  # quality vs what the decoder saw
+                pts = sorted((t["snr_meas_db"], t[col]) for t in ts if t["snr_meas_db"] is not None and t[col] is not None)
+                ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", label=label)
+                ax.set_xlabel("measured post-equalisation SNR (dB)")
+                continue
+            xs = [_f(t[xkey]) if xkey else t["point"] for t in ts]
+            if col == "snr":
+                for key, style, name in (("snr_meas_db", "o-", "measured"), ("snr_est_db", "x--", "estimate")):
+                    ys = [np.nan if t[key] is None else t[key] for t in ts]
+                    ax.plot(xs, ys, style, label=f"{name} {label}")
+            else:
+                ax.plot(xs, [np.nan if t[col] is None else t[col] for t in ts], "o-", label=label)
+            ax.set_xlabel(xkey or "point")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
     png = Path(png) if png else Path(out) / "plot.png"
     fig.tight_layout()
     fig.savefig(png, dpi=110)

@@ -256,3 +256,31 @@ def test_fake_usrp_campaign_through_gnuradio(tmp_path):
     assert "GNU Radio link delivers decoded frames only" in rows[0]["note"]
     lo, hi = (t["snr_meas_db"] for t in summarize(tmp_path / "out"))
     assert 7 < hi - lo < 13  # 10 dB more TX gain
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "campaigns").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_campaigns_validate_every_point(path):
+    from semcom.config import load_config
+
+    camp = load_campaign(path)
+    assert camp.out and camp.config and Path(camp.config).is_file()
+    for pt in camp.points():  # every sweep point is a valid config (ranges, safety caps)
+        load_config(camp.config, camp.overrides(pt))
+
+
+def test_plot_draws_quality_panels_once_psnr_is_filled(tmp_path):
+    import csv
+
+    run_campaign(load_campaign(write_campaign(tmp_path, payloads_per_point=2)), log=quiet)
+    rows = read_rows(tmp_path / "out")
+    for r in rows:  # what the image path will fill in
+        r["psnr_db"], r["accuracy"] = str(20 + float(r["snr_meas_db"] or 0)), "0.5"
+    with open(tmp_path / "out/results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    table, png = plot(tmp_path / "out")
+    assert table[1]["psnr_db"] > table[0]["psnr_db"] and table[0]["accuracy"] == 0.5
+    import matplotlib.image
+
+    assert matplotlib.image.imread(png).shape[1] > 1500  # four panels side by side

@@ -1,10 +1,10 @@
 """``semcom campaign``: run (or resume) a measurement campaign, or plot one.
 
-    semcom campaign CAMPAIGN.yaml [--out DIR]     # run; rerun the same command to resume
-    semcom campaign --plot DIR [--png FILE]       # summary table + figure of a run
+    semcom campaign CAMPAIGN.yaml [--out DIR] [--set K=V]  # run; rerun the same command to resume
+    semcom campaign --plot DIR [--png FILE]                # summary table + figure of a run
 
-See ``semcom/campaign.py`` for the campaign file and the output layout (``results.csv`` row per
-payload, ``run.json`` metadata, SigMF captures under ``iq/``).
+Examples in ``campaigns/``. See ``semcom/campaign.py`` for the campaign file and the output
+layout (``results.csv`` row per payload, ``run.json`` metadata, SigMF captures under ``iq/``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("campaign", nargs="?", metavar="CAMPAIGN.yaml", help="campaign file to run or resume")
     parser.add_argument("--out", metavar="DIR", default=None, help="output directory (default: `out:` of the file)")
+    parser.add_argument("--set", dest="overrides", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                        help="extra fixed override appended to the campaign's `set:` (repeatable), e.g. "
+                             "--set radio.device=fake_pluto --set radio.uri=null to rehearse without hardware")
     parser.add_argument("--plot", metavar="DIR", default=None, help="print the summary of DIR and draw DIR/plot.png")
     parser.add_argument("--png", metavar="FILE", default=None, help="figure path for --plot")
     parser.set_defaults(func=run)
@@ -47,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.campaign:
             raise CampaignError("give CAMPAIGN.yaml to run, or --plot DIR")
         camp = load_campaign(args.campaign)
+        camp.set = list(camp.set) + list(args.overrides)
         res = run_campaign(camp, args.out, log=lambda s: print(s, file=sys.stderr, flush=True))
         print(f"campaign: {res['rows_written']} rows written, {res['skipped']} already done, "
               f"{res['rows_total']} in {res['out']}/results.csv")
