@@ -25,6 +25,7 @@ non-adjacent code bits. Decoding is soft-decision Viterbi (numpy, vectorised ove
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -200,19 +201,20 @@ _OUT, _NEXT = _trellis()
 
 # Generator taps by delay: output i at time t is the XOR over d of _TAPS[i, d] * bit[t - d].
 _TAPS = np.array([[(g >> (HEADER_CODE_K - 1 - d)) & 1 for d in range(HEADER_CODE_K)] for g in _G], dtype=np.int64)
+_TAPS_INTERLEAVED = _TAPS.T.ravel()  # [2K]: tap 2d + i = generator i at delay d
 
 
 def conv_encode(bits: np.ndarray) -> np.ndarray:
     """Rate-1/2 K=7 encoding with K-1 zero tail bits; uint8 [2 * (n + K - 1)].
 
-    Same output as stepping the trellis (``_OUT``/``_NEXT``) from state 0, computed as two
-    binary convolutions.
+    Same output as stepping the trellis (``_OUT``/``_NEXT``) from state 0, computed as one
+    binary convolution: the input upsampled by 2 against the generators interleaved.
     """
-    bits = np.concatenate([np.asarray(bits, dtype=np.uint8), np.zeros(HEADER_CODE_K - 1, np.uint8)]).astype(np.int64)
-    out = np.empty((bits.size, 2), dtype=np.uint8)
-    for i in range(2):
-        out[:, i] = np.convolve(bits, _TAPS[i])[:bits.size] & 1
-    return out.ravel()
+    bits = np.asarray(bits, dtype=np.uint8).ravel()
+    n = bits.size + HEADER_CODE_K - 1
+    up = np.zeros(2 * n, dtype=np.int64)
+    up[0:2 * bits.size:2] = bits
+    return (np.convolve(up, _TAPS_INTERLEAVED)[:2 * n] & 1).astype(np.uint8)
 
 
 def _predecessors() -> tuple[np.ndarray, np.ndarray]:
@@ -343,11 +345,14 @@ def _forward(llr: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- interleaver
+@functools.lru_cache(maxsize=32)
 def _perm(n: int, cols: int) -> np.ndarray:
-    """Block interleaver permutation: write row-wise into ``cols`` columns, read column-wise."""
+    """Block interleaver permutation: write row-wise into ``cols`` columns, read column-wise. Cached, read-only."""
     rows = -(-n // cols)
     idx = np.arange(rows * cols).reshape(rows, cols).T.ravel()
-    return idx[idx < n]
+    idx = idx[idx < n]
+    idx.flags.writeable = False
+    return idx
 
 
 def interleave(bits: np.ndarray, cols: int = 16) -> np.ndarray:
