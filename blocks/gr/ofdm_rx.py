@@ -19,10 +19,14 @@ header as extra training, noise variance per symbol, no decision feedback) - tog
 A trigger inside a delivered frame is ignored; one inside a plateau longer than two OFDM symbols
 (tone, DC offset) is rejected by a vectorised metric check before any demodulation.
 
-Cost (``topblocks.measure_rx_throughput``, 2 shared cores, load ~3.5): noise only 8-9.5 MS/s,
-the speed of ``ofdm_sync_sc_cfb`` alone in the same run (the Python buffering adds ~nothing);
-back-to-back maximal frames (6000 samples at fft_len 64) 0.8 MS/s, i.e. ~7.5 ms of numpy
-demodulation per frame, which bounds the frame rate (about 130 frames/s).
+Cost (``topblocks.measure_rx_throughput``, 2 cores shared with a training job, load 5-7): the
+Python block needs ~2.4 ms of CPU per back-to-back maximal frame at fft_len 64 (5700 samples:
+2.5 MS/s per core; 4.3-4.5 MS/s per core for 12288-symbol frames at fft_len 64/256, 7.9 at
+fft_len 1024 with 24576 symbols), about 80 % of it ``front`` + ``finish``. Wall-clock rates in
+that state were 1.3-2.3 MS/s with frames and 2-8 MS/s with noise only, where the Python block is
+nearly idle (0.05 us/sample): the C++ sync chain and the shared CPU set the rest. A worker thread
+for the demodulation was not added: it can only overlap with the sync chain when a core is idle,
+and small-array numpy work holds the GIL.
 
 Why not the stock gr-digital receiver after the sync:
 
