@@ -488,3 +488,20 @@ def test_tx_and_rx_commands_through_fake_usrp_in_gnuradio(tmp_path, monkeypatch,
     res = json.loads(Path(f"{base}.json").read_text())
     assert res["frames"] == 4 and res["link"]["frame_loss"] == 0.0 and res["overflows"] == 0
     assert abs(res["snr_db"]["mean"] - res["link"]["snr_meas_db"]) < 1.5
+
+
+def test_rx_gui_shows_frames_offscreen(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pyqtgraph")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("SEMCOM_FAKE_AIR", str(tmp_path / "air"))
+    cfg = fake_cfg("channel.snr_db=20")
+    tx = build_waveform(cfg, random_payloads(2, 1500, 0))
+    FakeAir(path=tmp_path / "air").transmit(tx.iq * 0.1 / np.sqrt(np.mean(np.abs(tx.iq) ** 2)), -10.0, cyclic=True)
+    from semcom.cli import main
+
+    png = tmp_path / "gui.png"
+    assert main(["rx", "-c", str(ROOT / "hw_configs/pluto.yaml"), "--set", "radio.device=fake_pluto",
+                 "--set", "radio.uri=null", "--duration", "0.01", "--gui", "--gui-png", str(png)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["frames"] >= 2 and png.is_file() and png.stat().st_size > 5000

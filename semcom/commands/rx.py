@@ -18,6 +18,10 @@ post-equalisation SNR measured against the known symbols.
 noise variance, masks; layout of ``semcom phy rx``) and, in burst mode, ``BASE.sigmf-meta`` /
 ``BASE.sigmf-data`` (the raw capture, one annotation per decoded frame).
 No frame within the capture: a message saying what to check, exit status 1.
+
+``--gui`` shows a live view (``semcom.radio.gui``: constellation of the latest frame's
+equalised symbols, SNR per frame, status); it closes when the run ends (``--gui-png`` saves
+a screenshot first). In burst mode the view fills once the capture is decoded.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--duration", type=float, default=1.0, help="seconds to receive (default 1)")
     parser.add_argument("--out", metavar="BASE", default=None, help="write BASE.json, BASE.npz (and SigMF in burst mode)")
+    parser.add_argument("--gui", action="store_true",
+                        help="live view: constellation of the latest frame, SNR per frame, status (pyqtgraph)")
+    parser.add_argument("--gui-png", metavar="FILE", default=None, help="with --gui: save a screenshot at the end")
     parser.add_argument("--expect-random", metavar="N", type=int, default=None,
                         help="the transmitter sent `--random N`: measure frame loss and SNR against it")
     add_radio_arguments(parser)
@@ -66,7 +73,15 @@ def _run(args: argparse.Namespace) -> int:
         parent = Path(args.out).parent
         if not parent.is_dir():
             raise ValueError(f"--out {args.out}: directory {parent} does not exist")
-    summary = _rx_burst(cfg, n, args) if backend == "burst" else _rx_gnuradio(cfg, args)
+    def receive(monitor=None) -> dict:
+        return _rx_burst(cfg, n, args, monitor) if backend == "burst" else _rx_gnuradio(cfg, args, monitor)
+
+    if args.gui:
+        from semcom.radio.gui import RxMonitor
+
+        summary = RxMonitor(f"semcom rx: {r.device} {r.center_freq / 1e6:g} MHz").run(receive, png=args.gui_png)
+    else:
+        summary = receive()
     summary = {**plan, **summary}
     if args.out:
         Path(f"{args.out}.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n")
@@ -89,7 +104,7 @@ def _expected(cfg, args):
     return build_waveform(cfg, random_payloads(args.expect_random, args.symbols, args.seed))
 
 
-def _rx_burst(cfg, n: int, args) -> dict:
+def _rx_burst(cfg, n: int, args, monitor=None) -> dict:
     from semcom.commands.phy import save_npz, stats_json
     from semcom.radio.link import decode_iq, evaluate, save_capture
     from semcom.radio.pluto_burst import PlutoBurst
@@ -97,6 +112,9 @@ def _rx_burst(cfg, n: int, args) -> dict:
     with PlutoBurst(cfg) as radio:
         iq, info = radio.capture(n)
     dec = decode_iq(cfg, iq)
+    if monitor is not None:
+        monitor.set_status(overflows="unknown (pyadi-iio)")
+        monitor.push(list(zip(dec.frames, dec.payloads)))
     out = stats_json(dec, cfg.frame)
     out["frames_detail"] = [{k: v for k, v in f.items() if k != "noise_var_carrier"} for f in dec.frames]
     out["overflows"] = info["overflows"]
@@ -112,7 +130,7 @@ def _rx_burst(cfg, n: int, args) -> dict:
     return out
 
 
-def _rx_gnuradio(cfg, args) -> dict:
+def _rx_gnuradio(cfg, args, monitor=None) -> dict:
     import time
 
     from semcom.blocks.gr.radio import RadioRx
@@ -121,7 +139,15 @@ def _rx_gnuradio(cfg, args) -> dict:
     tb = RadioRx(cfg)
     tb.start()
     try:
-        time.sleep(args.duration + cfg.radio.rx_settle_s)
+        end = time.monotonic() + args.duration + cfg.radio.rx_settle_s
+        shown = 0
+        while time.monotonic() < end:
+            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+            if monitor is not None and tb.collector.count > shown:
+                new = tb.collector.count - shown
+                monitor.push(tb.collector.frames()[-new:])
+                shown = tb.collector.count
+                monitor.set_status(overflows=tb.overflows())
     finally:
         tb.stop()
         tb.wait()
