@@ -14,6 +14,7 @@ by least squares. An AWGN channel keeps about three taps and the estimate costs 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,18 +114,21 @@ class DelayDomainEstimator:
         active = norms > floor  # not chosen and not (numerically) in the span of the chosen ones
         proj = np.empty((min(nc, 8), nc), dtype=np.complex128)  # row i: q_i^H a_j, i-th chosen direction q_i
         for i in range(nc):
-            gain = (z.real ** 2 + z.imag ** 2) / np.maximum(norms, floor)
-            gain *= active
+            gain = np.zeros(nc)
+            np.divide(z.real ** 2 + z.imag ** 2, norms, out=gain, where=active)  # active: norms > floor
             j = int(np.argmax(gain))
             if gain[j] <= thr:
                 break
-            s = float(np.sqrt(norms[j]))
-            p = (toeplitz[self._lag[j]] - np.conj(proj[:i, j]) @ proj[:i]) / s  # q^H a for the new direction q
+            s = math.sqrt(float(norms[j]))
+            p = toeplitz[self._lag[j]]  # q^H a for the new direction q, times s
+            if i:
+                p = p - np.conj(proj[:i, j]) @ proj[:i]
+            p = p / s
             if i == proj.shape[0]:  # grown on demand: most channels need a few taps
                 proj = np.concatenate([proj, np.empty_like(proj)])[:nc]
             proj[i] = p
             z -= np.conj(p) * (z[j] / s)
-            norms = np.maximum(norms - (p.real ** 2 + p.imag ** 2), 0.0)
+            norms -= p.real ** 2 + p.imag ** 2  # may dip below 0 by rounding: such columns are inactive
             chosen[j] = True
             active &= norms > floor
             active[j] = False
