@@ -343,11 +343,14 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                 for k in todo:
                     streams = random_payloads(pl["streams"], pl["symbols"], pl["seed"] + 1000 * k)
                     t0 = time.perf_counter()
-                    tx = build_waveform(cfg, streams)
+                    # distinct stream ids per payload: a late frame of the previous payload never
+                    # matches this one's symbols
+                    sid = cfg.link.stream_id + k * pl["streams"]
+                    tx = build_waveform(cfg, streams, first_stream_id=sid)
                     iq = None
                     try:
                         if gr_link is not None:  # no raw IQ in the GNU Radio path: frames come decoded
-                            dec = gr_link.exchange(streams, len(tx.headers), camp.timeout_s)
+                            dec = gr_link.exchange(streams, len(tx.headers), camp.timeout_s, sid)
                         else:
                             if radio is not None:
                                 from semcom.radio.link import burst_exchange

@@ -115,7 +115,7 @@ def test_fake_pluto_campaign_sweeps_tx_gain(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMCOM_FAKE_AIR", str(tmp_path / "air"))
     camp = load_campaign(write_campaign(
         tmp_path, config=str(ROOT / "hw_configs/pluto.yaml"), link="radio", record_iq=True,
-        set=["radio.device=fake_pluto", "radio.uri=null", "radio.tx_ramp_s=0", "radio.rx_settle_s=0.005",
+        set=["radio.device=fake_pluto", "radio.uri=null", "radio.tx_ramp_s=0", "radio.rx_settle_s=0.02",
              "channel.snr_db=25"],
         sweep={"radio.tx_gain_db": [-30.0, -20.0, -10.0]}, payloads_per_point=2))
     run_campaign(camp, log=quiet)
@@ -284,3 +284,16 @@ def test_plot_draws_quality_panels_once_psnr_is_filled(tmp_path):
     import matplotlib.image
 
     assert matplotlib.image.imread(png).shape[1] > 1500  # four panels side by side
+
+
+def test_frames_of_another_payload_never_match():
+    """Campaign payloads use distinct stream ids, so a late frame of payload k-1 is not scored for payload k."""
+    from semcom.config import load_config
+    from semcom.radio.link import build_waveform, decode_iq, evaluate, random_payloads
+
+    cfg = load_config(ROOT / "hw_configs/loopback.yaml", ["channel.snr_db=null"])
+    old = build_waveform(cfg, random_payloads(1, 500, 0), first_stream_id=0)
+    new = build_waveform(cfg, random_payloads(1, 500, 1000), first_stream_id=1)
+    dec = decode_iq(cfg, np.concatenate([old.iq, new.iq, np.zeros(200, np.complex64)]))
+    ev = evaluate(new, dec)
+    assert len(dec.frames) == 2 and ev["frames_received"] == 1 and ev["snr_meas_db"] > 40

@@ -52,7 +52,8 @@ REF_RX_GAIN_DB = 40.0          # RX gain at which the received level equals the 
 AGC_SETTLE_S = 0.01            # seconds of AGC gain error after a receiver starts (non-manual AGC)
 PLUTO_TX_FULL_SCALE = 2 ** 15  # adi.Pluto.tx() takes int16-range complex values
 PLUTO_RX_FULL_SCALE = 2 ** 11  # adi.Pluto.rx() returns 12-bit ADC counts
-FAKE_URIS = (None, "", "ip:192.168.2.1", "ip:pluto.local", "usb:", "type=b200", "type=usrp2", "fake")
+FAKE_URIS = (None, "", "ip:192.168.2.1", "ip:pluto.local", "usb:", "type=b200", "type=usrp2",
+             "addr=192.168.10.2", "fake")  # the shipped configs' addresses work with the fakes
 
 
 def default_air_dir() -> Path:

@@ -70,11 +70,13 @@ def payload_streams(npy: str | None = None, n_random: int | None = None, n_symbo
     raise ValueError(f"{p}: payload must be complex/float symbols or 0/1 bits, got dtype {a.dtype}")
 
 
-def build_waveform(cfg, streams: list[np.ndarray], kind: str = "analog"):
-    """``TxResult`` (``semcom.commands.phy``): frames of every stream back to back, guard first."""
+def build_waveform(cfg, streams: list[np.ndarray], kind: str = "analog", first_stream_id: int | None = None):
+    """``TxResult`` (``semcom.commands.phy``): frames of every stream back to back, guard first.
+    Stream ``i`` gets id ``first_stream_id + i`` (default ``link.stream_id``)."""
     from semcom.commands.phy import transmit_streams
 
-    return transmit_streams(cfg.frame, streams, kind=kind, first_stream_id=cfg.link.stream_id,
+    first = cfg.link.stream_id if first_stream_id is None else int(first_stream_id)
+    return transmit_streams(cfg.frame, streams, kind=kind, first_stream_id=first & 0xFFFF,
                             codec_id=cfg.model.codec_id)
 
 
@@ -199,14 +201,16 @@ class GnuRadioLink:
             tb.stop()
             tb.wait()
 
-    def exchange(self, streams: list[np.ndarray], n_frames: int, timeout: float) -> CollectedFrames:
-        """Send ``streams`` (analog, normalised here) and collect until ``n_frames`` new frames or ``timeout``."""
+    def exchange(self, streams: list[np.ndarray], n_frames: int, timeout: float,
+                 first_stream_id: int | None = None) -> CollectedFrames:
+        """Send ``streams`` (analog, normalised here; ids as ``build_waveform``) and collect until
+        ``n_frames`` new frames or ``timeout`` seconds."""
         from semcom.blocks.phy.tx import normalize_power  # noqa: PLC0415
 
+        first = self.cfg.link.stream_id if first_stream_id is None else int(first_stream_id)
         before = self.rx.collector.count
         for i, x in enumerate(streams):
-            self.tx.send(normalize_power(x)[0], stream_id=(self.cfg.link.stream_id + i) & 0xFFFF,
-                         codec_id=self.cfg.model.codec_id)
+            self.tx.send(normalize_power(x)[0], stream_id=(first + i) & 0xFFFF, codec_id=self.cfg.model.codec_id)
         deadline = time.monotonic() + timeout
         while self.rx.collector.count - before < n_frames and time.monotonic() < deadline:
             time.sleep(0.005)

@@ -37,6 +37,7 @@ from .fakes import PLUTO_RX_FULL_SCALE, PLUTO_TX_FULL_SCALE, FakeAir, default_ai
 
 __all__ = ["PlutoBurst", "pluto_factory", "RAMP_SPAN_DB", "ramp_steps"]
 
+MAX_CAPTURE = 1 << 27  # samples per burst capture (1 GiB of complex64)
 RAMP_SPAN_DB = 20.0  # the TX gain ramp starts this far below the target (bounded by -89.75 dB)
 PLUTO_MIN_TX_GAIN = -89.75
 
@@ -160,6 +161,12 @@ class PlutoBurst:
             self.open()
         if n < 1:
             raise ValueError(f"capture length must be >= 1, got {n}")
+        if n > MAX_CAPTURE:
+            raise ValueError(f"capture of {n} samples exceeds {MAX_CAPTURE} ({MAX_CAPTURE * 8 >> 20} MiB): shorten "
+                             f"--duration or use the gnuradio backend (streams, bounded memory)")
+        # a fresh buffer: libiio keeps filling its kernel buffers between captures, and those
+        # stale samples (an earlier payload) must not start this capture
+        self._call("rx_destroy_buffer()", self.sdr.rx_destroy_buffer)
         settle = int(math.ceil(self.radio.rx_settle_s * self.radio.sample_rate))
         discard, have, buffers = settle, 0, 0
         got: list[np.ndarray] = []
