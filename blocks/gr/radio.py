@@ -4,7 +4,11 @@
 
 * ``pluto``: gr-iio ``fmcomms2_source_fc32(uri, [True, True], buffer_size)`` /
   ``fmcomms2_sink_fc32(uri, [True, True], buffer_size, False)`` (LO, rate, RF bandwidth, gain
-  mode + manual gain, attenuation = ``-tx_gain_db``). gr-iio gives no overflow indication.
+  mode + manual gain, attenuation = ``-tx_gain_db``). gr-iio gives no overflow indication, its
+  3.10.5 source binds no ``set_bandwidth`` (the RX analog filter keeps the device setting), and
+  its sink pushes only whole buffers of ``radio.buffer_size`` samples: the tail of a finite
+  transmission waits for the next buffer (PlutoSDR burst mode, ``semcom.radio.pluto_burst``,
+  is the robust Pluto path).
 * ``uhd``: gr-uhd ``usrp_source/usrp_sink(args, stream_args(fc32, [0]))`` (clock/time source,
   rate, ``tune_request``, gain or RX AGC, antennas, bandwidth). The sink bursts on the
   ``tx_sob``/``tx_eob`` tags of ``semcom_ofdm_tx``; underflows come as ``async_msgs``.
