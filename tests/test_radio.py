@@ -505,3 +505,18 @@ def test_rx_gui_shows_frames_offscreen(tmp_path, monkeypatch, capsys):
                  "--set", "radio.uri=null", "--duration", "0.01", "--gui", "--gui-png", str(png)]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["frames"] >= 2 and png.is_file() and png.stat().st_size > 5000
+
+
+def test_radio_and_campaign_modules_import_without_gnuradio_or_adi():
+    """Burst mode, fakes, probe and campaigns need neither GNU Radio nor pyadi-iio at import time."""
+    code = ("import sys\n"
+            "for m in ('gnuradio', 'adi', 'iio', 'pmt', 'PyQt5', 'pyqtgraph'):\n"
+            "    sys.modules[m] = None\n"
+            "import semcom.radio.limits, semcom.radio.fakes, semcom.radio.pluto_burst, semcom.radio.link\n"
+            "import semcom.radio.probe, semcom.campaign, semcom.commands.tx, semcom.commands.rx\n"
+            "import semcom.commands.probe, semcom.commands.campaign\n"
+            "from semcom.config import load_config\n"
+            "load_config('hw_configs/usrp_n210.yaml')\n"
+            "print('ok')\n")
+    p = subprocess.run([PY, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
