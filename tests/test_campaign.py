@@ -248,14 +248,14 @@ def test_fake_usrp_campaign_through_gnuradio(tmp_path):
     camp = load_campaign(write_campaign(
         tmp_path, config=str(ROOT / "hw_configs/usrp_b210.yaml"), link="radio", record_iq=True, timeout_s=5.0,
         set=["radio.device=fake_uhd", "radio.uri=null", "radio.tx_ramp_s=0.01", "radio.rx_settle_s=0.01",
-             "channel.snr_db=15"],
-        sweep={"radio.tx_gain_db": [50.0, 60.0]}, payloads_per_point=2, payload={"symbols": 800}))
+             "channel.snr_db=20"],  # at the safety cap (70 dB) the fake link reaches channel.snr_db
+        sweep={"radio.tx_gain_db": [60.0, 70.0]}, payloads_per_point=2, payload={"symbols": 800}))
     run_campaign(camp, log=quiet)
     rows = read_rows(tmp_path / "out")
     assert len(rows) == 4 and all(r["status"] == "ok" and r["frame_loss"] == "0" for r in rows)
     assert "GNU Radio link delivers decoded frames only" in rows[0]["note"]
     lo, hi = (t["snr_meas_db"] for t in summarize(tmp_path / "out"))
-    assert 7 < hi - lo < 13  # 10 dB more TX gain
+    assert 7 < hi - lo < 13 and 17 < hi < 23  # 10 dB more TX gain
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "campaigns").glob("*.yaml")), ids=lambda p: p.name)

@@ -60,10 +60,9 @@ def _open(r, what: str, fn, *a):
 def _fake_air(cfg, air):
     if air is not None:
         return air
-    from semcom.radio.fakes import FakeAir, default_air_dir
+    from semcom.radio.fakes import default_air_dir, fake_air_for
 
-    ref = -10.0 if cfg.radio.device == "fake_pluto" else 60.0
-    return FakeAir(cfg.channel, ref_tx_gain_db=ref, path=default_air_dir())
+    return fake_air_for(cfg, path=default_air_dir())
 
 
 def _make(cfg, air, rx: bool, speed: float = 1.0, underflow_every: int = 0):

@@ -9,8 +9,8 @@ numpy ``ChannelSimulator`` (``blocks/phy/channel.py``: multipath, CFO, AWGN ... 
 
 Levels (all complex baseband, 1.0 = full scale): the waveform the transmitter wrote is scaled
 by ``10**((tx_gain_db - ref_tx_gain_db) / 20) / REF_RMS``, i.e. a signal of RMS ``REF_RMS`` (-20
-dBFS) at the reference TX gain (device maximum minus 10 dB) arrives at ``channel.snr_db`` Es/N0
-per unit-power symbol. So raising the TX gain by 3 dB raises the SNR by 3 dB, as over the air.
+dBFS) at the reference TX gain (``fake_air_for``: the config's safety cap ``tx_gain_max_db``)
+arrives at ``channel.snr_db`` Es/N0 per unit-power symbol. So raising the TX gain by 3 dB raises the SNR by 3 dB, as over the air.
 The RX gain (relative to ``REF_RX_GAIN_DB``) scales the received samples, which clip at full
 scale. With a non-manual AGC the first ``AGC_SETTLE_S`` after the receiver starts come out
 with a decaying gain error (4x to 1x), which is why receivers discard ``radio.rx_settle_s``.
@@ -44,7 +44,7 @@ import numpy as np
 
 from semcom.blocks.phy.channel import ChannelSimulator
 
-__all__ = ["FakeAir", "FakePluto", "fake_pluto_factory", "default_air_dir", "check_fake_uri", "FAKE_URIS",
+__all__ = ["FakeAir", "FakePluto", "fake_pluto_factory", "fake_air_for", "default_air_dir", "check_fake_uri", "FAKE_URIS",
            "REF_RMS", "REF_RX_GAIN_DB", "AGC_SETTLE_S", "PLUTO_TX_FULL_SCALE", "PLUTO_RX_FULL_SCALE"]
 
 REF_RMS = 0.1                  # full-scale units: this RMS at the reference TX gain -> channel.snr_db
@@ -54,6 +54,19 @@ PLUTO_TX_FULL_SCALE = 2 ** 15  # adi.Pluto.tx() takes int16-range complex values
 PLUTO_RX_FULL_SCALE = 2 ** 11  # adi.Pluto.rx() returns 12-bit ADC counts
 FAKE_URIS = (None, "", "ip:192.168.2.1", "ip:pluto.local", "usb:", "type=b200", "type=usrp2",
              "addr=192.168.10.2", "fake")  # the shipped configs' addresses work with the fakes
+
+
+def fake_air_for(cfg, path: str | Path | None = None, **kw: Any) -> "FakeAir":
+    """The ``FakeAir`` of a config: its ``channel``, reference TX gain = ``radio.tx_gain_max_db`` (the
+    safety cap; the device maximum without one), so at the cap the link reaches ``channel.snr_db``."""
+    from .limits import limits_for  # noqa: PLC0415
+
+    r = cfg.radio
+    ref = r.tx_gain_max_db
+    if ref is None:
+        lim = limits_for(r.device, r.model, r.daughterboard)
+        ref = lim.tx_gain[1] if lim else r.tx_gain_db
+    return FakeAir(cfg.channel, ref_tx_gain_db=ref, path=path, **kw)
 
 
 def default_air_dir() -> Path:

@@ -180,9 +180,9 @@ class GnuRadioLink:
         from semcom.blocks.gr.radio import RadioRx, RadioTx  # noqa: PLC0415 (GNU Radio only here)
 
         if air is None and cfg.radio.device.startswith("fake_"):
-            from .fakes import FakeAir  # noqa: PLC0415
+            from .fakes import fake_air_for  # noqa: PLC0415
 
-            air = FakeAir(cfg.channel, ref_tx_gain_db=-10.0 if cfg.radio.device == "fake_pluto" else 60.0)
+            air = fake_air_for(cfg)
         self.cfg = cfg
         self.rx = RadioRx(cfg, air)
         self.tx = RadioTx(cfg, air)

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import RadioError
-from .fakes import PLUTO_RX_FULL_SCALE, PLUTO_TX_FULL_SCALE, FakeAir, default_air_dir, fake_pluto_factory
+from .fakes import PLUTO_RX_FULL_SCALE, PLUTO_TX_FULL_SCALE, default_air_dir, fake_air_for, fake_pluto_factory
 
 __all__ = ["PlutoBurst", "pluto_factory", "RAMP_SPAN_DB", "ramp_steps"]
 
@@ -54,7 +54,7 @@ def pluto_factory(cfg) -> Callable[[str | None], Any]:
     """``adi.Pluto`` for ``radio.device: pluto``; a ``FakePluto`` on the shared fake air for
     ``fake_pluto`` (channel = the config's ``channel`` section)."""
     if cfg.radio.device == "fake_pluto":
-        return fake_pluto_factory(FakeAir(cfg.channel, ref_tx_gain_db=-10.0, path=default_air_dir()))
+        return fake_pluto_factory(fake_air_for(cfg, path=default_air_dir()))
     if cfg.radio.device != "pluto":
         raise RadioError(f"radio.device is {cfg.radio.device!r}: burst mode needs pluto or fake_pluto")
     try:
