@@ -180,6 +180,14 @@ def compare(images: list[np.ndarray], snrs: list[float], ratios: list[Fraction],
             fit = float(np.mean([t.encoded.codec is not None for t in txs]))
             rng = np.random.default_rng(seed)
             for snr in snrs:
+                if fit == 0.0:  # nothing fits the budget: every image is the fallback whatever the channel
+                    for path in ("awgn", "phy") if phy_images else ("awgn",):
+                        n_img = len(images) if path == "awgn" else min(phy_images, len(images))
+                        p, ss = _metrics(clean[:n_img], images[:n_img])
+                        rows.append({"ratio": str(ratio), "snr_db": snr, "method": "baseline", "scheme": scheme.name,
+                                     "path": path, "psnr": p, "ssim": ss, "images": n_img, "decoded_frac": 0.0,
+                                     "codec_fit_frac": fit, "clean_psnr": p})
+                    continue
                 paths = {"awgn": [chain.awgn_llr(t.symbols, scheme, snr, rng) for t in txs]}
                 if phy_images:
                     paths["phy"] = [chain.phy_llr(t.bits, scheme, snr, channel=phy_channel, seed=seed + j)[0]
