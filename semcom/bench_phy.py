@@ -366,11 +366,13 @@ def format_tables(res: dict[str, Any]) -> str:
     det = res.get("detection")
     if det:
         lines += ["", "(b) frame detection and header errors (AWGN, CFO +-2.5 subcarriers, timing offset)",
-                  f"{'SNR dB':>7s} {'sent':>6s} {'detected':>9s} {'rate %':>8s} {'hdr err %':>9s} {'false':>6s} "
+                  f"{'SNR dB':>7s} {'sent':>6s} {'detected':>9s} {'rate %':>8s} {'CRC fail %':>10s} {'false':>6s} "
                   f"{'S&C cand.':>9s}"]
         for r in det:
             lines.append(f"{r['snr_db']:7.1f} {r['sent']:6d} {r['detected']:9d} {100 * r['detection_rate']:8.2f} "
-                         f"{100 * r['header_error_rate']:9.2f} {r['false_frames']:6d} {r.get('sc_candidates', 0):9d}")
+                         f"{100 * r['header_error_rate']:10.2f} {r['false_frames']:6d} {r.get('sc_candidates', 0):9d}")
+        lines.append("detected = delivered with the right header; CRC fail % = header decodes rejected by the CRC "
+                     "(real frames and spurious S&C candidates) per header decode; S&C cand. = candidates examined")
         hi = [r for r in det if r["snr_db"] >= 3]
         if hi:
             worst = min(r["detection_rate"] for r in hi)
