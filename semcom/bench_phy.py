@@ -201,8 +201,10 @@ def detection(spec: FrameSpec, cfg: BenchConfig, sample_rate: float = LINK_RATE,
 
     Frames carry ``det_payload`` symbols and are sent in batches of ``det_batch`` with random gaps
     (0..2 OFDM symbols after each guard) through one channel per batch (random CFO within +-2.5
-    subcarriers and timing offset). ``detection_rate`` = delivered / sent; ``header_error_rate``
-    = header CRC failures / (delivered + failures).
+    subcarriers and timing offset). ``detection_rate`` = delivered with the right header / sent;
+    ``header_error_rate`` = header CRC failures / (delivered + failures): the share of header
+    decodes the CRC rejected, spurious Schmidl & Cox candidates (e.g. inside a frame) included;
+    at high SNR those failures are such candidates, every real frame being delivered.
     """
     rows = []
     for snr in cfg.det_snrs:
