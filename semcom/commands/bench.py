@@ -1,7 +1,9 @@
 """``semcom bench``: benchmarks that print tables and write JSON.
 
 ``semcom bench phy [--quick] [--json out.json] [--plot out.png] [--only loss,detection,noise,throughput]``
-(see ``semcom.bench_phy`` for what is measured). Full mode takes about 4-6 minutes on 2 cores
+(see ``semcom.bench_phy`` for what is measured).
+``semcom bench compare --data PATH --snr 0:2:20 --ratio 1/6,1/24 --json out.json --plot out.png``:
+semcom vs the classical baseline on the same number of channel symbols (``semcom.bench_compare``). Full mode takes about 4-6 minutes on 2 cores
 (300 frames per loss cell, 2000 per detection point, 1e7 noise samples); ``--quick`` about 10-20
 seconds with fewer frames (too few to show the 99.9 % detection target).
 """
@@ -85,6 +87,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--silent", action="store_true", help="no progress lines on stderr")
     add_config_arguments(p)
     p.set_defaults(func=_run_phy)
+
+    from semcom.bench_compare import add_compare_parser  # light import: torch/gnuradio load on use
+    add_compare_parser(sub)
 
 
 def run(args: argparse.Namespace) -> int:
