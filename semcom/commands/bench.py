@@ -1,11 +1,11 @@
 """``semcom bench``: benchmarks that print tables and write JSON.
 
 ``semcom bench phy [--quick] [--json out.json] [--plot out.png] [--only loss,detection,noise,throughput]``
-(see ``semcom.bench_phy`` for what is measured).
-``semcom bench compare --data PATH --snr 0:2:20 --ratio 1/6,1/24 --json out.json --plot out.png``:
-semcom vs the classical baseline on the same number of channel symbols (``semcom.bench_compare``). Full mode takes about 4-6 minutes on 2 cores
+(see ``semcom.bench_phy`` for what is measured). Full mode takes about 4-6 minutes on 2 cores
 (300 frames per loss cell, 2000 per detection point, 1e7 noise samples); ``--quick`` about 10-20
 seconds with fewer frames (too few to show the 99.9 % detection target).
+``semcom bench compare --data PATH --snr 0:2:20 --ratio 1/6,1/24 --json out.json --plot out.png``:
+semcom vs the classical baseline on the same number of channel symbols (``semcom.bench_compare``).
 """
 
 from __future__ import annotations
