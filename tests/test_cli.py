@@ -258,7 +258,7 @@ def test_loopback_numpy(tmp_path, capsys):
 @pytest.mark.gnuradio
 def test_loopback_gnuradio(tmp_path):
     pytest.importorskip("gnuradio")
-    r = subprocess.run([sys.executable, "-m", "semcom.cli", "loopback", "--engine", "gnuradio", "--streams", "2",
+    r = subprocess.run([sys.executable, "-m", "semcom.cli", "loopback", "--phy", "--engine", "gnuradio", "--streams", "2",
                         "--symbols", "1000", "--snr", "20", "--out", str(tmp_path), "--strict"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -1,19 +1,27 @@
-"""``semcom loopback``: the whole PHY link through the channel simulator, with a summary.
+"""``semcom loopback``: the whole link in GNU Radio through the channel simulator, with a summary.
 
-For now a PHY demo (a later issue sends images): random unit-power analog payloads (by default
-3 streams of 3072 symbols, the size of 3 encoded images) go through the OFDM transmitter, the
-channel (``--snr``, ``--channel`` profile, ``--cfo``, or anything in ``--config``/``--set``) and
-the receiver; the summary compares what came out with what went in:
+Image demo (default)::
 
-* frames sent / received, streams complete, missing chunks;
-* the receiver's SNR estimate against the configured SNR;
-* the post-equalisation payload SNR against the transmitted symbols (the figure the decoder sees);
-* the CFO estimate against the configured CFO;
-* the receiver statistics.
+    semcom loopback                       # bundled sample image, shipped JSCC 1/6 model, SNR 10 dB
+    semcom loopback --image photo.jpg --snr 5 --channel indoor --decoder jscc --out results/
 
-``--engine gnuradio`` (default when GNU Radio imports) runs the GNU Radio loopback flowgraph
-(``semcom.blocks.gr.topblocks``); ``--engine numpy`` the numpy reference chain. ``--out DIR``
-writes ``DIR/loopback.json``.
+Each image goes ``semcom_semantic_encoder -> semcom_ofdm_tx -> semcom_channel -> semcom_ofdm_rx
+-> semcom_semantic_decoder`` in one flowgraph (``semcom.loopback_image``). The summary gives per
+image and decoder the PSNR/SSIM against the original, the receiver's SNR estimate, frames and
+missing chunks, decode time and end-to-end latency (encode start -> decoded image). ``--out DIR``
+writes the originals and reconstructions as PNG, ``loopback.png`` (original | each decoder,
+metrics in the captions) and ``loopback.json``. The sample image is matplotlib's
+``grace_hopper.jpg`` (512x600) when installed, else a generated scene; nothing is downloaded.
+The checkpoint: ``--set model.checkpoint=PATH``, else ``models/checkpoints/jscc-<ratio>``, else a
+local training run ``runs/jscc-<ratio>*/best.safetensors``.
+
+PHY demo (``--phy``, also implied by ``--engine numpy``): random unit-power analog payloads
+(by default 3 streams of 3072 symbols) go through the OFDM transmitter, the channel and the
+receiver; the summary compares what came out with what went in (frames, streams complete,
+missing chunks, SNR estimate vs configured, post-equalisation payload SNR, CFO estimate,
+receiver statistics). ``--engine gnuradio`` runs the GNU Radio loopback flowgraph
+(``semcom.blocks.gr.topblocks``); ``--engine numpy`` the numpy reference chain.
+``--out DIR`` writes ``DIR/loopback.json``.
 """
 
 from __future__ import annotations
@@ -205,7 +213,7 @@ def print_summary(r: dict[str, Any]) -> None:
     print(f"  {r['seconds']:.2f} s wall clock{rate}")
 
 
-def _run(args: argparse.Namespace) -> int:
+def _channel_overrides(args: argparse.Namespace) -> list[str]:
     snr = args.snr if args.snr is not None else (10.0 if args.config is None else None)
     extra = [f"channel.snr_db={snr!r}"] if snr is not None else []
     if args.channel is not None:
@@ -216,11 +224,21 @@ def _run(args: argparse.Namespace) -> int:
         extra.append(f"channel.fading={args.fading}")
     if args.cfo is not None:
         extra.append(f"channel.cfo={args.cfo!r}")
-    cfg = config_from_args(args, extra)
+    return extra
+
+
+def _run_phy(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args, _channel_overrides(args))
+    args.streams = 3 if args.streams is None else args.streams
+    args.symbols = 3072 if args.symbols is None else args.symbols
     if args.streams < 1 or args.symbols < 1:
         raise ValueError("--streams and --symbols must be >= 1")
     streams = random_streams(args.streams, args.symbols, args.seed)
     engine = _engine(args.engine)
+    if engine == "gnuradio":
+        from semcom.loopback_image import silence_gr_logging
+
+        silence_gr_logging()
     run = run_gnuradio_loopback(cfg, streams) if engine == "gnuradio" else run_numpy_loopback(cfg, streams)
     report = summarize(cfg, run)
     print_summary(report)
@@ -235,6 +253,60 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if ok or not args.strict else 1
 
 
+def _run_images(args: argparse.Namespace) -> int:
+    from semcom.imagelink import image_paths, load_image, sample_image
+
+    if args.streams is not None or args.symbols is not None or args.strict:
+        raise ValueError("--streams/--symbols/--strict belong to the PHY demo: add --phy")
+    cfg = config_from_args(args, _channel_overrides(args))
+    if args.image:
+        images = [(load_image(p), str(p)) for p in image_paths(args.image)]
+    else:
+        images = [sample_image()]
+    try:
+        from semcom.loopback_image import print_image_summary, run_image_loopback, save_outputs, silence_gr_logging
+    except ImportError as e:
+        raise ValueError(f"the image loopback needs GNU Radio ({e}); `semcom loopback --phy --engine numpy` "
+                         "runs the PHY alone") from None
+    silence_gr_logging()
+    from semcom.blocks.gr.semantic_encoder import build_codec
+    from semcom.imagelink import find_extra_checkpoint
+
+    snr = cfg.channel.snr_db if cfg.channel.snr_db is not None else 20.0
+    hint = args.snr_hint if args.snr_hint is not None else snr
+    decoders = args.decoder
+    note = ""
+    if decoders == "auto":
+        decoders = "jscc"
+        if find_extra_checkpoint("consistency", args.ratio) is not None:
+            decoders = "jscc,consistency"
+        else:
+            note = "consistency decoder:\nno checkpoint shipped yet"
+    consistency = find_extra_checkpoint("consistency", args.ratio) if "consistency" in decoders or "cm" in decoders \
+        else None
+    codec = build_codec(cfg, ratio=args.ratio, consistency=str(consistency or ""))
+    print(f"loopback: {len(images)} image(s) [{', '.join(f'{i.shape[1]}x{i.shape[0]}' for i, _ in images)}], "
+          f"{codec.describe()}", flush=True)
+    if args.gui:
+        from semcom.loopback_gui import run_gui
+
+        return run_gui(cfg, images, codec, hint, decoders, args.nfe, args)
+    report = run_image_loopback(cfg, images, codec, hint, decoders=decoders, nfe=args.nfe,
+                                timeout=args.timeout)
+    print_image_summary(report)
+    if args.out:
+        files = save_outputs(report, Path(args.out), note)
+        print(f"  figure: {files['figure']}\n  report: {files['report']}")
+    want = report["images_sent"] * len(report["codec"]["decoders"])
+    return 0 if len(report["results"]) >= want else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.phy or args.engine == "numpy":
+        return _run_phy(args)
+    return _run_images(args)
+
+
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = __doc__
@@ -245,13 +317,27 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                              "Rayleigh fading unless --fading says otherwise")
     parser.add_argument("--fading", choices=("none", "rayleigh", "rician"), default=None)
     parser.add_argument("--cfo", type=float, default=None, help="carrier frequency offset in subcarrier spacings")
-    parser.add_argument("--streams", type=int, default=3, help="payload streams (images) to send (default 3)")
-    parser.add_argument("--symbols", type=int, default=3072, help="analog symbols per stream (default 3072)")
-    parser.add_argument("--seed", type=int, default=0, help="payload seed")
-    parser.add_argument("--engine", choices=("auto", "gnuradio", "numpy"), default="auto",
-                        help="GNU Radio flowgraph (auto: when available) or the numpy reference chain")
-    parser.add_argument("--out", metavar="DIR", default=None, help="write DIR/loopback.json")
-    parser.add_argument("--strict", action="store_true", help="exit 1 unless every frame arrives intact")
+    img = parser.add_argument_group("image demo (default)")
+    img.add_argument("--image", action="append", metavar="PATH",
+                     help="image file or folder (repeatable; default: the bundled sample image)")
+    img.add_argument("--decoder", default="auto",
+                     help="comma-separated decoders: jscc, consistency (cm<NFE>), cm1, cm2, ..., teacher "
+                          "(default: jscc, plus consistency when a checkpoint is shipped)")
+    img.add_argument("--nfe", type=int, default=1, help="network evaluations of the consistency decoder (default 1)")
+    img.add_argument("--ratio", default="1/6", help="bandwidth ratio of the shipped checkpoint (1/6, 1/24)")
+    img.add_argument("--snr-hint", type=float, default=None, help="SNR given to the encoder (default: --snr)")
+    img.add_argument("--timeout", type=float, default=180.0, help="give up waiting for decoded images after this")
+    img.add_argument("--gui", action="store_true", help="live pyqtgraph dashboard while the images go through")
+    phy = parser.add_argument_group("PHY demo (--phy)")
+    phy.add_argument("--phy", action="store_true", help="random analog payloads instead of images (PHY only)")
+    phy.add_argument("--streams", type=int, default=None, help="payload streams to send (default 3)")
+    phy.add_argument("--symbols", type=int, default=None, help="analog symbols per stream (default 3072)")
+    phy.add_argument("--seed", type=int, default=0, help="payload seed")
+    phy.add_argument("--engine", choices=("auto", "gnuradio", "numpy"), default="auto",
+                     help="GNU Radio flowgraph (auto: when available) or the numpy reference chain (implies --phy)")
+    phy.add_argument("--strict", action="store_true", help="exit 1 unless every frame arrives intact")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="write results to DIR (images: PNGs, loopback.png, loopback.json; PHY: loopback.json)")
     add_config_arguments(parser)
     parser.set_defaults(func=_run)
 

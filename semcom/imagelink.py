@@ -1,0 +1,416 @@
+"""Images over the semcom link: what the semantic encoder/decoder blocks share.
+
+* **Images**: ``load_image`` (file -> uint8 ``[H, W, 3]``, clear errors for a missing, corrupt,
+  too small or too large file), ``sample_image`` (matplotlib's bundled ``grace_hopper.jpg`` when
+  the installed matplotlib ships it, else a deterministic synthetic scene), ``image_paths``.
+* **Stream descriptor**: every image is sent as one short *descriptor frame* followed by the
+  analog payload frames, all with the same ``stream_id``. The descriptor (``Descriptor``: codec
+  id, image size, bandwidth ratio, SNR hint, symbol count, interleaver seed) is 22 bytes with a
+  CRC-16, K=7 convolutionally coded (the header's code) and sent as BPSK on an analog payload,
+  so the receiver decodes it with soft LLRs from the per-symbol noise variance. Its frame has
+  header flag bit 1 (``DESCRIPTOR_FLAG``) set.
+* **Codec runtime** (``CodecRuntime``, torch imported lazily): the shipped JSCC checkpoint
+  (``find_checkpoint``), optional consistency / teacher checkpoints, the codec id, the fixed
+  interleaver the codec was trained with (air slot ``i`` carries symbol ``perm[i]``,
+  ``semcom.models.channel.interleaver``), encode uint8 image -> air-order complex64 symbols and
+  decode air-order symbols + noise variance -> uint8 image.
+* **References** (``REFERENCES``): an in-process registry ``stream_id -> (image, send time)``
+  that the encoder fills and the decoder reads, so a loopback run gets PSNR/SSIM and end-to-end
+  latency per image (a two-process link has no reference: those fields are then absent).
+
+No GNU Radio import here; torch only inside ``CodecRuntime`` and ``image_metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semcom.blocks.phy import header as hdr
+
+__all__ = ["ImageError", "load_image", "sample_image", "synthetic_image", "image_paths", "Descriptor",
+           "DESCRIPTOR_FLAG", "encode_descriptor", "decode_descriptor", "DESCRIPTOR_SYMBOLS",
+           "find_checkpoint", "find_extra_checkpoint", "CodecRuntime", "ReferenceRegistry", "REFERENCES",
+           "image_metrics", "save_png", "MIN_SIDE", "MAX_PIXELS"]
+
+MIN_SIDE = 8                 # smallest image side accepted (pixels)
+MAX_PIXELS = 4096 * 4096     # largest image accepted (pixels)
+DESCRIPTOR_FLAG = 0x02       # header flags bit 1: this frame carries a stream descriptor
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+
+
+class ImageError(ValueError):
+    """An image that cannot be sent (names the file and the problem)."""
+
+
+# ---------------------------------------------------------------------- images
+def check_image(img: np.ndarray, what: str = "image") -> np.ndarray:
+    """Validate an RGB image array: uint8 ``[H, W, 3]`` (float in [0, 1] is converted); returns it contiguous."""
+    a = np.asarray(img)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ImageError(f"{what}: expected an RGB array [H, W, 3], got shape {a.shape}")
+    a = a[:, :, :3]
+    if a.dtype != np.uint8:
+        if not np.issubdtype(a.dtype, np.floating):
+            raise ImageError(f"{what}: expected uint8 or float in [0, 1], got {a.dtype}")
+        a = np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+    h, w = a.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ImageError(f"{what}: {w}x{h} is too small (each side must be >= {MIN_SIDE} pixels)")
+    if h * w > MAX_PIXELS:
+        raise ImageError(f"{what}: {w}x{h} is too large (at most {MAX_PIXELS} pixels)")
+    if h > 0xFFFF or w > 0xFFFF:
+        raise ImageError(f"{what}: {w}x{h}: sides must fit in 16 bits")
+    return np.ascontiguousarray(a)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file -> uint8 ``[H, W, 3]`` (RGB). Raises ``ImageError`` naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(f"{p}: image file not found")
+    try:
+        with Image.open(p) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageError(f"{p}: {im.width}x{im.height} is too large (at most {MAX_PIXELS} pixels)")
+            a = np.asarray(im.convert("RGB"))
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{p}: not a readable image ({e})") from None
+    return check_image(a, str(p))
+
+
+def image_paths(spec: str | list | tuple) -> list[Path]:
+    """Files named by ``spec``: a path, a folder (its image files, sorted), or a comma-separated / list of them."""
+    items = spec if isinstance(spec, (list, tuple)) else [s for s in str(spec).split(",")]
+    out: list[Path] = []
+    for s in items:
+        s = str(s).strip()
+        if not s:
+            continue
+        p = Path(s).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise ImageError(f"{p}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            out.extend(files)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise ImageError(f"{p}: image file or folder not found")
+    return out
+
+
+def synthetic_image(height: int = 256, width: int = 384, seed: int = 0) -> np.ndarray:
+    """A deterministic natural-looking scene (sky gradient, sun, hills, textured ground); uint8 ``[H, W, 3]``."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    yn, xn = y / height, x / width
+    img = np.zeros((height, width, 3), np.float32)
+    img[..., 0] = 0.35 + 0.4 * yn
+    img[..., 1] = 0.55 + 0.3 * yn
+    img[..., 2] = 0.95 - 0.2 * yn
+    sun = np.exp(-(((xn - 0.75) ** 2 + (yn - 0.22) ** 2) / 0.004))
+    img += sun[..., None] * np.array([1.0, 0.85, 0.3], np.float32)
+    for k, (amp, freq, base, col) in enumerate(((0.08, 3.0, 0.55, (0.25, 0.45, 0.2)),
+                                                 (0.06, 5.0, 0.68, (0.2, 0.35, 0.12)))):
+        ridge = base + amp * np.sin(2 * np.pi * freq * xn + k) + 0.02 * np.sin(2 * np.pi * 17 * xn)
+        mask = yn > ridge
+        tex = 0.08 * rng.standard_normal((height, width)).astype(np.float32)
+        for c in range(3):
+            img[..., c] = np.where(mask, col[c] + tex * (1.0 - 0.5 * c / 2) + 0.15 * (yn - ridge), img[..., c])
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+def sample_image() -> tuple[np.ndarray, str]:
+    """The bundled sample: ``(uint8 [H, W, 3], name)``; matplotlib's ``grace_hopper.jpg`` (512x600)
+    when installed (Debian ``python3-matplotlib``), else ``synthetic_image()``. Never downloads."""
+    try:
+        import matplotlib
+
+        p = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+        if p.is_file():
+            return load_image(p), str(p)
+    except (ImportError, ImageError):
+        pass
+    return synthetic_image(), "synthetic (semcom.imagelink.synthetic_image)"
+
+
+def save_png(img: np.ndarray, path: str | Path) -> Path:
+    from PIL import Image
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(img, np.uint8)).save(p)
+    return p
+
+
+# ---------------------------------------------------------------------- descriptor
+_DESC_FMT = ">2sBBHHBHhIH2x"  # magic, version, codec_id, height, width, ratio num, ratio den, snr cB, k, seed, pad
+_DESC_MAGIC = b"SI"
+_DESC_VERSION = 1
+_DESC_BYTES = struct.calcsize(_DESC_FMT)  # 20
+DESCRIPTOR_BITS = 8 * _DESC_BYTES + 16  # + CRC-16
+DESCRIPTOR_SYMBOLS = 2 * (DESCRIPTOR_BITS + 6)  # rate 1/2, K=7 tail: one BPSK symbol per coded bit
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """What the receiver needs to decode one image stream (sent in the stream's descriptor frame).
+
+    ``ratio`` a Fraction k/n; ``snr_hint_db`` the SNR the encoder was told (0.01 dB steps);
+    ``n_symbols`` complex payload symbols; ``interleave_seed`` the codec's fixed interleaver.
+    """
+
+    codec_id: int
+    height: int
+    width: int
+    ratio: Fraction
+    snr_hint_db: float
+    n_symbols: int
+    interleave_seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"codec_id": self.codec_id, "height": self.height, "width": self.width, "ratio": str(self.ratio),
+                "snr_hint_db": self.snr_hint_db, "n_symbols": self.n_symbols,
+                "interleave_seed": self.interleave_seed}
+
+
+def _bits(data: bytes) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(data, np.uint8))
+
+
+def encode_descriptor(d: Descriptor) -> np.ndarray:
+    """Descriptor -> BPSK symbols complex64 ``[DESCRIPTOR_SYMBOLS]`` (unit power; bit 0 -> +1)."""
+    body = struct.pack(_DESC_FMT, _DESC_MAGIC, _DESC_VERSION, d.codec_id, d.height, d.width,
+                       d.ratio.numerator, d.ratio.denominator, int(round(d.snr_hint_db * 100)),
+                       d.n_symbols, d.interleave_seed)
+    bits = _bits(body)
+    bits = np.concatenate([bits, _bits(hdr.crc16(bits).to_bytes(2, "big"))])
+    coded = hdr.conv_encode(bits)
+    return (1.0 - 2.0 * coded).astype(np.complex64)
+
+
+def decode_descriptor(y: np.ndarray, noise_var: np.ndarray | float) -> Descriptor | None:
+    """Received descriptor symbols (+ per-symbol noise variance) -> Descriptor, or None (CRC/format fails)."""
+    y = np.asarray(y, np.complex64).ravel()
+    if y.size != DESCRIPTOR_SYMBOLS:
+        return None
+    nv = np.broadcast_to(np.asarray(noise_var, np.float64), y.shape)
+    llr = np.where(np.isfinite(nv), 4.0 * y.real / np.maximum(nv, 1e-6), 0.0)
+    bits = hdr.viterbi_decode(llr, DESCRIPTOR_BITS)
+    body, crc = bits[:-16], bits[-16:]
+    if hdr.crc16(body) != int.from_bytes(np.packbits(crc).tobytes(), "big"):
+        return None
+    magic, ver, cid, h, w, num, den, snr_cb, k, seed = struct.unpack(_DESC_FMT, np.packbits(body).tobytes())
+    if magic != _DESC_MAGIC or ver != _DESC_VERSION or num == 0 or den == 0 or h == 0 or w == 0:
+        return None
+    return Descriptor(cid, h, w, Fraction(num, den), snr_cb / 100.0, k, seed)
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _repo_dirs() -> tuple[Path, Path]:
+    import semcom.models as m
+
+    pkg = Path(m.__path__[0])
+    return pkg / "checkpoints", pkg.parent / "runs"
+
+
+def ratio_tag(ratio: str | Fraction) -> str:
+    r = Fraction(str(ratio))
+    return f"{r.numerator}_{r.denominator}"
+
+
+def find_checkpoint(ratio: str | Fraction = "1/6", explicit: str | None = None) -> Path:
+    """The JSCC checkpoint: ``explicit`` if given, else ``models/checkpoints/jscc-<n>_<d>.safetensors``,
+    else a local training run ``runs/jscc-<n>_<d>-cpu/best.safetensors``. Raises FileNotFoundError telling how to train."""
+    if explicit:
+        p = Path(explicit).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"model checkpoint {p}: not found")
+        return p
+    tag = ratio_tag(ratio)
+    shipped, runs = _repo_dirs()
+    for p in [shipped / f"jscc-{tag}.safetensors", *sorted(runs.glob(f"jscc-{tag}*/best.safetensors"))]:
+        if p.is_file():
+            return p
+    raise FileNotFoundError(
+        f"no JSCC checkpoint for ratio {ratio}: none in {shipped} (jscc-{tag}.safetensors) nor in "
+        f"{runs}/jscc-{tag}*/best.safetensors. Train one with `semcom train jscc --ratio {ratio} --preset cpu "
+        f"--out runs/jscc-{tag}-cpu` or pass --set model.checkpoint=PATH")
+
+
+def find_extra_checkpoint(kind: str, ratio: str | Fraction = "1/6") -> Path | None:
+    """A shipped/run ``consistency`` or ``teacher`` checkpoint paired with ``ratio`` (None if there is none)."""
+    tag = ratio_tag(ratio)
+    shipped, runs = _repo_dirs()
+    cands = [shipped / f"{kind}-{tag}.safetensors", *sorted(shipped.glob(f"{kind}*{tag}*.safetensors")),
+             *sorted(runs.glob(f"{kind}*{tag}*/best.safetensors"))]
+    return next((p for p in cands if p.is_file()), None)
+
+
+# ---------------------------------------------------------------------- codec
+class CodecRuntime:
+    """The semantic codec as the GNU Radio blocks use it (torch imported here, lazily).
+
+    Parameters
+    ----------
+    checkpoint : JSCC checkpoint path (``find_checkpoint``).
+    consistency, teacher : optional diffusion checkpoints ("" = none).
+    codec_id : header codec id (1..255); 0 = derived from the checkpoint's kind + config (CRC-16 low byte, never 0).
+    device : torch device ("cpu"; "auto" picks CUDA when available).
+    threads : torch intra-op threads (0 = leave torch's default).
+    """
+
+    def __init__(self, checkpoint: str | Path, consistency: str | Path = "", teacher: str | Path = "",
+                 codec_id: int = 0, device: str = "cpu", threads: int = 0):
+        import torch
+
+        from semcom.models.checkpoint import read_metadata
+        from semcom.models.config import ChannelConfig
+        from semcom.models.decoders import SemanticCodec
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.torch = torch
+        self.device = torch.device(device)
+        self.checkpoint = str(checkpoint)
+        self.codec = SemanticCodec.from_checkpoints(str(checkpoint), str(teacher or ""), str(consistency or ""))
+        for m in (self.codec.jscc, self.codec.teacher, self.codec.consistency):
+            if m is not None:
+                m.to(self.device).eval()
+        meta = read_metadata(checkpoint)
+        self.config = self.codec.jscc.cfg
+        self.ratio = Fraction(str(self.config.ratio))
+        if not codec_id:
+            blob = json.dumps({"kind": meta.get("kind"), "config": meta.get("config")}, sort_keys=True)
+            codec_id = (hdr.crc16(_bits(blob.encode())) & 0xFF) or 1
+        if not 0 < int(codec_id) < 256:
+            raise ValueError(f"codec_id: must be in 1..255, got {codec_id}")
+        self.codec_id = int(codec_id)
+        self.interleave_seed = ChannelConfig().interleave_seed  # the seed the shipped codecs were trained with
+        self._perms: dict[tuple[int, int], np.ndarray] = {}
+        self.consistency_path = str(consistency or "")
+        self.teacher_path = str(teacher or "")
+
+    def describe(self) -> str:
+        return f"JSCC ratio {self.ratio} ({Path(self.checkpoint).name}), codec id {self.codec_id}"
+
+    def decoders(self) -> list[str]:
+        """Decoder names this runtime can run (``jscc``, ``teacher``, ``cm1``/``cm2``/... )."""
+        out = ["jscc"]
+        if self.codec.teacher is not None:
+            out.append("teacher")
+        if self.codec.consistency is not None:
+            out.append("cmN")
+        return out
+
+    def check_decoder(self, name: str) -> str:
+        """Validate a decoder name (``jscc``, ``teacher``, ``cmN``, ``consistency`` = ``cm1``); returns the canonical name."""
+        from semcom.models.decoders import parse_decoder
+
+        name = "cm1" if name == "consistency" else name
+        kind, _ = parse_decoder(name)
+        if kind == "teacher" and self.codec.teacher is None:
+            raise ValueError(f"decoder {name!r}: no teacher checkpoint loaded (give one; the shipped checkpoints "
+                             "have none yet)")
+        if kind == "cm" and self.codec.consistency is None:
+            raise ValueError(f"decoder {name!r}: no consistency checkpoint loaded (give one; the shipped "
+                             "checkpoints have none yet)")
+        return name
+
+    def perm(self, k: int, seed: int | None = None) -> np.ndarray:
+        """Interleaver int64 ``[k]``: air slot ``i`` carries symbol ``perm[i]``."""
+        from semcom.models.channel import interleaver
+
+        seed = self.interleave_seed if seed is None else int(seed)
+        key = (k, seed)
+        if key not in self._perms:
+            self._perms[key] = interleaver(k, seed).numpy()
+        return self._perms[key]
+
+    def num_symbols(self, height: int, width: int) -> int:
+        return self.codec.jscc.num_symbols(height, width)
+
+    def encode(self, img: np.ndarray, snr_db: float) -> np.ndarray:
+        """uint8 ``[H, W, 3]`` -> air-order unit-power symbols complex64 ``[k]``."""
+        t = self.torch
+        x = t.from_numpy(np.array(img, np.uint8)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        with t.no_grad():
+            z = self.codec.encode(x, float(snr_db))[0].cpu().numpy().astype(np.complex64)  # [k]
+        return z[self.perm(z.size)]
+
+    def decode(self, y_air: np.ndarray, nv_air: np.ndarray, snr_db: float, size: tuple[int, int],
+               decoder: str = "jscc", seed: int = 0, interleave_seed: int | None = None) -> np.ndarray:
+        """Air-order received symbols complex ``[k]`` + noise variance float ``[k]`` (inf = erased) -> uint8 ``[H, W, 3]``."""
+        t = self.torch
+        y_air = np.asarray(y_air, np.complex64)
+        p = self.perm(y_air.size, interleave_seed)
+        y = np.empty_like(y_air)
+        nv = np.empty(y_air.size, np.float32)
+        y[p], nv[p] = y_air, np.asarray(nv_air, np.float32)
+        g = t.Generator().manual_seed(int(seed))
+        yt = t.from_numpy(y)[None].to(self.device)
+        nvt = t.from_numpy(nv)[None].to(self.device)
+        out = self.codec.decode(yt, nvt, float(snr_db), tuple(size), decoder, generator=g)  # [1, 3, H, W]
+        return (out[0].permute(1, 2, 0).clamp(0, 1) * 255.0).round().byte().cpu().numpy()
+
+
+def image_metrics(img: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """PSNR (dB, peak 255) and SSIM of uint8 ``[H, W, 3]`` ``img`` against ``ref`` (same shape)."""
+    import torch
+
+    from semcom.models.metrics import psnr, ssim
+
+    if img.shape != ref.shape:
+        raise ValueError(f"metrics: reconstructed {img.shape} and reference {ref.shape} differ in shape")
+    a = torch.from_numpy(np.array(img, np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+    b = torch.from_numpy(np.array(ref, np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+    out = {"psnr": float(psnr(a, b)[0])}
+    if min(img.shape[:2]) >= 11:
+        out["ssim"] = float(ssim(a, b)[0])
+    return out
+
+
+# ---------------------------------------------------------------------- references
+class ReferenceRegistry:
+    """Thread-safe ``stream_id -> (uint8 image, monotonic send time, name)``, the last ``maxlen`` kept."""
+
+    def __init__(self, maxlen: int = 256):
+        self._d: OrderedDict[int, tuple[np.ndarray, float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.maxlen = maxlen
+
+    def put(self, stream_id: int, img: np.ndarray, name: str = "", t_sent: float | None = None) -> None:
+        with self._lock:
+            self._d.pop(stream_id, None)
+            self._d[stream_id] = (img, time.monotonic() if t_sent is None else t_sent, name)
+            while len(self._d) > self.maxlen:
+                self._d.popitem(last=False)
+
+    def get(self, stream_id: int) -> tuple[np.ndarray, float, str] | None:
+        with self._lock:
+            return self._d.get(stream_id)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+
+REFERENCES = ReferenceRegistry()
