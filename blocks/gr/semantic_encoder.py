@@ -73,7 +73,8 @@ class semcom_semantic_encoder(gr.basic_block):
     checkpoint : JSCC checkpoint ("" = config / shipped one for ``ratio``).
     ratio : bandwidth ratio selecting the shipped checkpoint ("1/6", "1/24").
     snr_db : SNR hint given to the encoder (dB, Es/N0).
-    images : file, folder or comma-separated files sent after start ("" = none).
+    images : file, folder or comma-separated files sent after start ("" = none, "sample" = the
+        bundled sample image).
     rate : images per second for ``images`` (0 = as fast as possible).
     repeat : loop over ``images`` until stopped.
     first_stream_id : stream id of the first image.
@@ -101,7 +102,9 @@ class semcom_semantic_encoder(gr.basic_block):
         self.message_port_register_in(pmt.intern("in"))
         self.message_port_register_out(pmt.intern("out"))
         self.set_msg_handler(pmt.intern("in"), self._handle)
-        if images:  # validate early: a missing file is a construction error, not a silent no-op
+        if images == "sample":  # the bundled sample image (semcom.imagelink.sample_image)
+            self._paths = ["sample"]
+        elif images:  # validate early: a missing file is a construction error, not a silent no-op
             from semcom.imagelink import image_paths
 
             self._paths = image_paths(images)
@@ -127,7 +130,7 @@ class semcom_semantic_encoder(gr.basic_block):
         return True
 
     def _feed(self) -> None:
-        from semcom.imagelink import load_image
+        from semcom.imagelink import load_image, sample_image
 
         period = 1.0 / self.rate if self.rate > 0 else 0.0
         t_next = time.monotonic()
@@ -137,7 +140,7 @@ class semcom_semantic_encoder(gr.basic_block):
                     return
                 t_next = max(t_next + period, time.monotonic()) if period else time.monotonic()
                 try:
-                    self.send_image(load_image(p), name=str(p))
+                    self.send_image(*(sample_image() if p == "sample" else (load_image(p), str(p))))
                 except (ValueError, OSError) as e:
                     self._error(f"{e}")
             if not self.repeat:
