@@ -67,11 +67,12 @@ ImageLoopback = _make_top_block  # the factory (GNU Radio classes are built lazi
 
 def run_image_loopback(cfg, images: list[tuple[np.ndarray, str]], codec, snr_hint: float, decoders: str = "jscc",
                        nfe: int = 1, out_dir: str = "", timeout: float = 120.0, interval: float = 0.0,
-                       on_result=None) -> dict[str, Any]:
+                       on_result=None, setup=None) -> dict[str, Any]:
     """Send ``images`` through the GNU Radio loopback; returns the report (see module docstring).
 
     ``interval``: seconds between images (0: back to back). ``on_result(res)`` is called from this
-    thread for every decoded image (the GUI uses it).
+    thread for every decoded image (the GUI uses it); ``setup(tb)`` is called before the flowgraph
+    starts (to connect extra taps: ``tb.tx``, ``tb.channel``, ``tb.rx``, ``tb.decoder``).
     """
     from semcom.imagelink import REFERENCES
 
@@ -80,6 +81,8 @@ def run_image_loopback(cfg, images: list[tuple[np.ndarray, str]], codec, snr_hin
     n_dec = len(tb.decoder.decoders)
     t0 = time.monotonic()
     sent: list[int] = []
+    if setup is not None:
+        setup(tb)
     tb.start()
     try:
         for img, name in images:

@@ -348,3 +348,38 @@ def test_bench_phy_cli_json(tmp_path, capsys):
     with pytest.raises(SystemExit) as ei:
         main(["bench", "phy", "--only", "bogus"])
     assert ei.value.code == 2
+
+
+@pytest.mark.gnuradio
+def test_loopback_images(tmp_path, capsys):
+    pytest.importorskip("gnuradio")
+    pytest.importorskip("torch")
+    from semcom.imagelink import find_checkpoint, save_png, synthetic_image
+
+    try:
+        find_checkpoint("1/6")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    save_png(synthetic_image(32, 32, seed=1), tmp_path / "imgs" / "a.png")
+    save_png(synthetic_image(40, 64, seed=2), tmp_path / "imgs" / "b.png")
+    out = tmp_path / "out"
+    assert main(["loopback", "--image", str(tmp_path / "imgs"), "--snr", "15", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "images sent 2" in text and "PSNR" in text and "latency" in text
+    rep = json.loads((out / "loopback.json").read_text())
+    assert rep["images_sent"] == 2 and len(rep["results"]) == 2
+    assert rep["codec"]["ratio"] == "1/6" and rep["codec"]["decoders"] == ["jscc"]
+    for r in rep["results"]:
+        assert r["psnr"] > 18 and 0 < r["ssim"] <= 1 and abs(r["snr_db"] - 15) < 1.5 and r["latency_s"] > 0
+    assert (out / "loopback.png").stat().st_size > 1000
+    assert (out / "stream0_jscc.png").is_file() and (out / "stream1_original.png").is_file()
+
+
+def test_loopback_image_errors(tmp_path, capsys):
+    assert main(["loopback", "--image", str(tmp_path / "missing.png")]) == 2
+    assert "missing.png: image file or folder not found" in capsys.readouterr().err
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    assert main(["loopback", "--image", str(tmp_path / "bad.jpg")]) == 2
+    assert "bad.jpg: not a readable image" in capsys.readouterr().err
+    assert main(["loopback", "--streams", "2"]) == 2
+    assert "add --phy" in capsys.readouterr().err

@@ -245,3 +245,33 @@ def test_encoder_bad_input_is_counted(codec, tmp_path):
     (m0, d0), (m1, d1) = col.frames()
     assert m0["flags"] == 2 and d0.size == DESCRIPTOR_SYMBOLS
     assert d1.size == codec.num_symbols(16, 16) and m1["codec_id"] == codec.codec_id
+
+
+@pytest.mark.gnuradio
+def test_dashboard_offscreen_shows_decoded_image(codec, tmp_path, monkeypatch):
+    pytest.importorskip("pyqtgraph")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    from semcom.imagelink import REFERENCES
+    from semcom.loopback_gui import LoopbackDashboard
+    from semcom.loopback_image import run_image_loopback
+
+    dash = LoopbackDashboard()
+    img = synthetic_image(32, 48, seed=5)
+
+    def worker(d):
+        def on_result(res):
+            d.on_result(res, REFERENCES.get(res["stream_id"])[0])
+
+        return run_image_loopback(_cfg(12.0), [(img, "x")], codec, 12.0, timeout=60, on_result=on_result,
+                                  setup=d.setup)
+
+    png = tmp_path / "dash.png"
+    rep = dash.run(worker, png=str(png), hold=0.0)
+    assert len(rep["results"]) == 1
+    assert [r["stream_id"] for r in dash.shown] == [rep["results"][0]["stream_id"]]
+    shown = dash.displayed
+    assert shown is not None and shown.shape == img.shape
+    assert np.array_equal(shown, rep["_images"][(rep["results"][0]["stream_id"], "jscc")])
+    assert dash._recon.image is not None and dash._recon.image.shape == img.shape  # on the image item
+    assert dash.n_frames == rep["frames_received"] >= 2  # descriptor + payload frames reached the taps
+    assert png.stat().st_size > 5000

@@ -327,7 +327,11 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     img.add_argument("--ratio", default="1/6", help="bandwidth ratio of the shipped checkpoint (1/6, 1/24)")
     img.add_argument("--snr-hint", type=float, default=None, help="SNR given to the encoder (default: --snr)")
     img.add_argument("--timeout", type=float, default=180.0, help="give up waiting for decoded images after this")
-    img.add_argument("--gui", action="store_true", help="live pyqtgraph dashboard while the images go through")
+    img.add_argument("--gui", action="store_true",
+                     help="live pyqtgraph dashboard (spectrum, constellation, SNR/PSNR history, original | "
+                          "reconstruction); images go out every 0.5 s; with --out also DIR/dashboard.png")
+    img.add_argument("--gui-hold", type=float, default=-1.0, metavar="S",
+                     help="close the dashboard S seconds after the last image (default: when the window is closed)")
     phy = parser.add_argument_group("PHY demo (--phy)")
     phy.add_argument("--phy", action="store_true", help="random analog payloads instead of images (PHY only)")
     phy.add_argument("--streams", type=int, default=None, help="payload streams to send (default 3)")

@@ -1,0 +1,265 @@
+"""Live dashboard for ``semcom loopback --gui`` (pyqtgraph; works offscreen with ``QT_QPA_PLATFORM=offscreen``).
+
+Panels: spectrum of the received samples (Welch average of the latest snapshots), constellation
+of the latest frame's equalised payload (blue) and header (orange) symbols, SNR estimate per
+frame, PSNR per decoded image, and the latest original / reconstructed images side by side with
+a status line. The flowgraph runs in a worker thread (``run_image_loopback``); GNU Radio blocks
+hand data over through bounded queues (dropped from the view, never from the link, when the GUI
+lags) and a ``QTimer`` refreshes persistent items at 25 Hz. Widgets are touched only from the
+Qt thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LoopbackDashboard", "run_gui"]
+
+FFT = 256
+MAX_POINTS = 3072
+
+
+def _tap_blocks():
+    """GNU Radio taps built lazily (this module imports without GNU Radio)."""
+    import pmt
+    from gnuradio import gr
+
+    from semcom.blocks.gr.pdu_utils import parse_pdu
+
+    class SpectrumTap(gr.sync_block):
+        """Complex samples in; keeps a snapshot of ``FFT * 8`` samples every ``period`` samples (no output)."""
+
+        def __init__(self, sink: queue.Queue, period: int = 50_000):
+            gr.sync_block.__init__(self, name="semcom_spectrum_tap", in_sig=[np.complex64], out_sig=None)
+            self.sink, self.period, self._next = sink, int(period), 0
+
+        def work(self, input_items, output_items):
+            x = input_items[0]
+            n0 = self.nitems_read(0)
+            if n0 + len(x) >= self._next and len(x) >= FFT:
+                try:
+                    self.sink.put_nowait(np.array(x[: FFT * 8]))
+                except queue.Full:
+                    pass
+                self._next = n0 + len(x) + self.period
+            return len(x)
+
+    class FrameTap(gr.basic_block):
+        """Message sink: ``(kind, meta, symbols)`` for frames (``in``) and header symbols (``hdr``)."""
+
+        def __init__(self, sink: queue.Queue):
+            gr.basic_block.__init__(self, name="semcom_frame_tap", in_sig=None, out_sig=None)
+            self.sink = sink
+            for port, handler in (("in", self._frame), ("hdr", self._header)):  # bound methods: GR looks them up by name
+                self.message_port_register_in(pmt.intern(port))
+                self.set_msg_handler(pmt.intern(port), handler)
+
+        def _frame(self, msg):
+            self._put("in", msg)
+
+        def _header(self, msg):
+            self._put("hdr", msg)
+
+        def _put(self, kind, msg):
+            try:
+                meta, y = parse_pdu(msg)
+                self.sink.put_nowait((kind, meta, y))
+            except (queue.Full, ValueError):
+                pass
+
+    return SpectrumTap, FrameTap
+
+
+class LoopbackDashboard:
+    """The window. ``run(worker)`` runs ``worker(dashboard)`` in a thread and returns its result."""
+
+    def __init__(self, title: str = "semcom loopback"):
+        import pyqtgraph as pg
+        from PyQt5 import QtWidgets
+
+        self._app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+        self.spectra: queue.Queue = queue.Queue(maxsize=8)
+        self.frames: queue.Queue = queue.Queue(maxsize=256)
+        self.images: queue.Queue = queue.Queue(maxsize=32)
+        self.win = pg.GraphicsLayoutWidget(title=title)
+        self.win.resize(1200, 800)
+        spec = self.win.addPlot(title="received spectrum (dB)")
+        self._spec = spec.plot(pen=pg.mkPen(width=1))
+        const = self.win.addPlot(title="latest frame: payload (blue) / header (orange) symbols")
+        const.setAspectLocked(True)
+        const.setRange(xRange=(-2.5, 2.5), yRange=(-2.5, 2.5))
+        self._pay = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(60, 120, 255, 120))
+        self._hdr = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(255, 150, 30, 200))
+        const.addItem(self._pay)
+        const.addItem(self._hdr)
+        self.win.nextRow()
+        snr = self.win.addPlot(title="SNR estimate per frame (dB)")
+        snr.showGrid(x=True, y=True, alpha=0.3)
+        self._snr_curve = snr.plot(pen=pg.mkPen(width=2), symbol="o", symbolSize=3)
+        ps = self.win.addPlot(title="PSNR per decoded image (dB)")
+        ps.showGrid(x=True, y=True, alpha=0.3)
+        self._psnr_curve = ps.plot(pen=pg.mkPen(width=2), symbol="o", symbolSize=5)
+        self.win.nextRow()
+        v1 = self.win.addViewBox(lockAspect=True, invertY=True)
+        v2 = self.win.addViewBox(lockAspect=True, invertY=True)
+        self._orig = pg.ImageItem(axisOrder="row-major")
+        self._recon = pg.ImageItem(axisOrder="row-major")
+        v1.addItem(self._orig)
+        v2.addItem(self._recon)
+        self.win.nextRow()
+        self._label = self.win.addLabel("waiting for images ...", colspan=2)
+        self._snr: list[float] = []
+        self._psnr: list[float] = []
+        self.n_frames = 0
+        self.shown: list[dict] = []  # every decoded result handed to the view (without its image)
+        self.displayed: np.ndarray | None = None  # the reconstruction on screen now
+        self.status: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ producer side (any thread)
+    def setup(self, tb) -> None:
+        """Connect the taps to a loopback top block (before it starts)."""
+        SpectrumTap, FrameTap = _tap_blocks()
+        self._spec_tap = SpectrumTap(self.spectra)
+        self._frame_tap = FrameTap(self.frames)
+        tb.connect(tb.channel if tb.channel is not None else tb.tx, self._spec_tap)
+        tb.msg_connect(tb.rx, "out", self._frame_tap, "in")
+        tb.msg_connect(tb.rx, "header_syms", self._frame_tap, "hdr")
+
+    def on_result(self, res: dict, original: np.ndarray | None = None) -> None:
+        try:
+            self.images.put_nowait((res, original))
+        except queue.Full:
+            pass
+
+    # ------------------------------------------------------------------ Qt thread
+    def refresh(self) -> None:
+        spec = None
+        while True:
+            try:
+                spec = self.spectra.get_nowait()
+            except queue.Empty:
+                break
+        if spec is not None:
+            segs = spec[: (spec.size // FFT) * FFT].reshape(-1, FFT)
+            p = np.mean(np.abs(np.fft.fftshift(np.fft.fft(segs * np.hanning(FFT), axis=1), axes=1)) ** 2, axis=0)
+            self._spec.setData(np.linspace(-0.5, 0.5, FFT, endpoint=False), 10 * np.log10(p + 1e-12))
+        pay = hdr = None
+        while True:
+            try:
+                kind, meta, y = self.frames.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "in":
+                self.n_frames += 1
+                self._snr.append(float(meta.get("snr_db", np.nan)))
+                pay = y
+            else:
+                hdr = y
+        if pay is not None:
+            z = pay[:MAX_POINTS]
+            self._pay.setData(z.real, z.imag)
+            self._snr_curve.setData(np.asarray(self._snr[-500:]))
+        if hdr is not None:
+            self._hdr.setData(hdr.real, hdr.imag)
+        latest = None
+        while True:
+            try:
+                latest = self.images.get_nowait()
+            except queue.Empty:
+                break
+            self.shown.append({k: v for k, v in latest[0].items() if k != "image"})
+            if "psnr" in latest[0]:
+                self._psnr.append(latest[0]["psnr"])
+        if latest is not None:
+            res, orig = latest
+            if orig is not None:
+                self._orig.setImage(orig, levels=(0, 255))
+            self._recon.setImage(res["image"], levels=(0, 255))
+            self._psnr_curve.setData(np.asarray(self._psnr))
+            self.displayed = res["image"]
+            self.status.update(last=f"stream {res['stream_id']} [{res['decoder']}] "
+                                    + (f"PSNR {res['psnr']:.2f} dB" if "psnr" in res else ""))
+        snr = np.asarray(self._snr, float)
+        mean = f"{np.nanmean(snr):.1f} dB" if snr.size and np.isfinite(snr).any() else "-"
+        extra = "   ".join(f"{k} {v}" for k, v in self.status.items())
+        self._label.setText(f"frames {self.n_frames}   mean SNR {mean}   images {len(self.shown)}   {extra}")
+
+    def run(self, worker, png: str | None = None, hold: float = 0.0) -> Any:
+        """Show the window, run ``worker(self)`` in a thread; close ``hold`` seconds after it ends
+        (0: at once; negative: when the user closes the window), saving a screenshot to ``png`` first."""
+        from PyQt5 import QtCore
+
+        result: dict[str, Any] = {}
+
+        def body() -> None:
+            try:
+                result["value"] = worker(self)
+            except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
+                result["error"] = e
+
+        thread = threading.Thread(target=body, name="semcom-loopback-worker", daemon=True)
+        timer = QtCore.QTimer()
+        timer.timeout.connect(self.refresh)
+        timer.start(40)
+        ended: list[float] = []
+
+        def check_done() -> None:
+            if thread.is_alive():
+                return
+            import time
+
+            if not ended:
+                ended.append(time.monotonic())
+                self.refresh()
+                if png:
+                    self.win.grab().save(png)
+            if hold >= 0 and time.monotonic() - ended[0] >= hold:
+                self.win.close()
+                self._app.quit()
+
+        done = QtCore.QTimer()
+        done.timeout.connect(check_done)
+        done.start(100)
+        self.win.show()
+        thread.start()
+        self._app.exec_()
+        timer.stop()
+        done.stop()
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        return result.get("value")
+
+
+def run_gui(cfg, images, codec, snr_hint: float, decoders: str, nfe: int, args) -> int:
+    """``semcom loopback --gui``: the image loopback with the dashboard; prints the usual summary."""
+    from pathlib import Path
+
+    from semcom.loopback_image import print_image_summary, run_image_loopback, save_outputs
+
+    dash = LoopbackDashboard()
+    originals: dict[int, np.ndarray] = {}
+
+    def worker(d: LoopbackDashboard):
+        def on_result(res):
+            from semcom.imagelink import REFERENCES
+
+            ref = REFERENCES.get(res["stream_id"])
+            d.on_result(res, ref[0] if ref is not None else originals.get(res["stream_id"]))
+
+        return run_image_loopback(cfg, images, codec, snr_hint, decoders=decoders, nfe=nfe, timeout=args.timeout,
+                                  interval=0.5, on_result=on_result, setup=d.setup)
+
+    png = str(Path(args.out) / "dashboard.png") if args.out else None
+    if png:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    report = dash.run(worker, png=png, hold=getattr(args, "gui_hold", -1.0))
+    print_image_summary(report)
+    if args.out:
+        files = save_outputs(report, Path(args.out))
+        print(f"  figure: {files['figure']}\n  dashboard: {png}\n  report: {files['report']}")
+    return 0 if len(report["results"]) >= report["images_sent"] * len(report["codec"]["decoders"]) else 1
