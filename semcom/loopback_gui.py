@@ -12,7 +12,6 @@ Qt thread.
 from __future__ import annotations
 
 import queue
-import threading
 from typing import Any
 
 import numpy as np
@@ -191,48 +190,9 @@ class LoopbackDashboard:
     def run(self, worker, png: str | None = None, hold: float = 0.0) -> Any:
         """Show the window, run ``worker(self)`` in a thread; close ``hold`` seconds after it ends
         (0: at once; negative: when the user closes the window), saving a screenshot to ``png`` first."""
-        from PyQt5 import QtCore
+        from semcom.radio.gui import run_window
 
-        result: dict[str, Any] = {}
-
-        def body() -> None:
-            try:
-                result["value"] = worker(self)
-            except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
-                result["error"] = e
-
-        thread = threading.Thread(target=body, name="semcom-loopback-worker", daemon=True)
-        timer = QtCore.QTimer()
-        timer.timeout.connect(self.refresh)
-        timer.start(40)
-        ended: list[float] = []
-
-        def check_done() -> None:
-            if thread.is_alive():
-                return
-            import time
-
-            if not ended:
-                ended.append(time.monotonic())
-                self.refresh()
-                if png:
-                    self.win.grab().save(png)
-            if hold >= 0 and time.monotonic() - ended[0] >= hold:
-                self.win.close()
-                self._app.quit()
-
-        done = QtCore.QTimer()
-        done.timeout.connect(check_done)
-        done.start(100)
-        self.win.show()
-        thread.start()
-        self._app.exec_()
-        timer.stop()
-        done.stop()
-        thread.join()
-        if "error" in result:
-            raise result["error"]
-        return result.get("value")
+        return run_window(self._app, self.win, self.refresh, lambda: worker(self), png, hold)
 
 
 def run_gui(cfg, images, codec, snr_hint: float, decoders: str, nfe: int, args) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["RxMonitor"]
+__all__ = ["RxMonitor", "run_window"]
 
 MAX_POINTS = 4096  # constellation points drawn per frame
 SNR_HISTORY = 500
@@ -78,38 +78,53 @@ class RxMonitor:
         self._label.setText(f"frames {self.frames}   mean SNR {mean}   {extra}")
 
     def run(self, worker: Callable[["RxMonitor"], Any], png: str | None = None) -> Any:
-        from PyQt5 import QtCore  # noqa: PLC0415
+        return run_window(self._app, self.win, self._refresh, lambda: worker(self), png)
 
-        result: dict[str, Any] = {}
 
-        def body() -> None:
-            try:
-                result["value"] = worker(self)
-            except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
-                result["error"] = e
+def run_window(app, win, refresh: Callable[[], None], worker: Callable[[], Any], png: str | None = None,
+               hold: float = 0.0) -> Any:
+    """Show ``win``, run ``worker()`` in a thread and ``refresh()`` every 40 ms in the Qt thread;
+    ``hold`` seconds after the worker ends (negative: when the user closes the window) save a
+    screenshot to ``png`` and close. Returns the worker's result (its exception is re-raised)."""
+    import time
 
-        thread = threading.Thread(target=body, name="semcom-rx-worker", daemon=True)
-        timer = QtCore.QTimer()
-        timer.timeout.connect(self._refresh)
-        timer.start(40)
+    from PyQt5 import QtCore  # noqa: PLC0415
 
-        def check_done() -> None:
-            if not thread.is_alive():
-                self._refresh()
-                if png:
-                    self.win.grab().save(png)
-                self.win.close()
-                self._app.quit()
+    result: dict[str, Any] = {}
 
-        done = QtCore.QTimer()
-        done.timeout.connect(check_done)
-        done.start(100)
-        self.win.show()
-        thread.start()
-        self._app.exec_()
-        timer.stop()
-        done.stop()
-        thread.join()
-        if "error" in result:
-            raise result["error"]
-        return result.get("value")
+    def body() -> None:
+        try:
+            result["value"] = worker()
+        except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
+            result["error"] = e
+
+    thread = threading.Thread(target=body, name="semcom-gui-worker", daemon=True)
+    timer = QtCore.QTimer()
+    timer.timeout.connect(refresh)
+    timer.start(40)
+    ended: list[float] = []
+
+    def check_done() -> None:
+        if thread.is_alive():
+            return
+        if not ended:
+            ended.append(time.monotonic())
+            refresh()
+            if png:
+                win.grab().save(png)
+        if hold >= 0 and time.monotonic() - ended[0] >= hold:
+            win.close()
+            app.quit()
+
+    done = QtCore.QTimer()
+    done.timeout.connect(check_done)
+    done.start(100)
+    win.show()
+    thread.start()
+    app.exec_()
+    timer.stop()
+    done.stop()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
