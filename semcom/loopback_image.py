@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ImageLoopback", "run_image_loopback", "save_outputs", "print_image_summary", "silence_gr_logging"]
+__all__ = ["ImageLoopback", "run_image_loopback", "save_outputs", "print_image_summary", "silence_gr_logging",
+           "benchmark", "format_benchmark"]
 
 
 def silence_gr_logging() -> None:
@@ -67,10 +68,11 @@ ImageLoopback = _make_top_block  # the factory (GNU Radio classes are built lazi
 
 def run_image_loopback(cfg, images: list[tuple[np.ndarray, str]], codec, snr_hint: float, decoders: str = "jscc",
                        nfe: int = 1, out_dir: str = "", timeout: float = 120.0, interval: float = 0.0,
-                       on_result=None, setup=None) -> dict[str, Any]:
+                       on_result=None, setup=None, sequential: bool = False) -> dict[str, Any]:
     """Send ``images`` through the GNU Radio loopback; returns the report (see module docstring).
 
-    ``interval``: seconds between images (0: back to back). ``on_result(res)`` is called from this
+    ``interval``: seconds between images (0: back to back); ``sequential``: send the next image only
+    once the previous one is decoded (latency without queueing). ``on_result(res)`` is called from this
     thread for every decoded image (the GUI uses it); ``setup(tb)`` is called before the flowgraph
     starts (to connect extra taps: ``tb.tx``, ``tb.channel``, ``tb.rx``, ``tb.decoder``).
     """
@@ -87,6 +89,10 @@ def run_image_loopback(cfg, images: list[tuple[np.ndarray, str]], codec, snr_hin
     try:
         for img, name in images:
             sent.append(tb.encoder.send_image(img, name=name))
+            if sequential:
+                t_end = time.monotonic() + timeout
+                while len(tb.decoder.results) < len(sent) * n_dec and time.monotonic() < t_end:
+                    time.sleep(0.001)
             if interval:
                 time.sleep(interval)
         want = len(sent) * n_dec
@@ -220,3 +226,60 @@ def print_image_summary(r: dict) -> None:
     enc = r["encode_s"]
     if enc:
         print(f"  encode {np.mean(enc) * 1e3:.0f} ms/image; {r['seconds']:.2f} s wall clock")
+
+
+def benchmark(cfg, codec, sizes=((32, 32), (128, 128), (512, 768)), repeats: int = 5, decoders: str = "jscc",
+              nfe: int = 1, burst: int = 20, timeout: float = 300.0) -> dict[str, Any]:
+    """End-to-end latency and throughput through the GNU Radio loopback.
+
+    Per image size (``(H, W)``): ``repeats`` images sent one at a time (each after the previous
+    one is decoded): encode, decode and end-to-end latency (encode start -> decoded image; the
+    rest is TX + channel + RX + reassembly + queueing), median/min/max. Then ``burst``
+    32x32 images back to back: images/s and the receiver's sample rate during the run (samples
+    it consumed / wall-clock seconds; the rate it kept up with, a lower bound of what it can do).
+    """
+    from semcom.imagelink import synthetic_image
+
+    rows = []
+    for h, w in sizes:
+        imgs = [(synthetic_image(h, w, seed=i), f"{w}x{h}#{i}") for i in range(repeats)]
+        rep = run_image_loopback(cfg, imgs, codec, cfg.channel.snr_db or 20.0, decoders, nfe, timeout=timeout,
+                                 sequential=True)
+        for dec in rep["codec"]["decoders"]:
+            res = [r for r in rep["results"] if r["decoder"] == dec]
+            lat = np.array([r["latency_s"] for r in res if "latency_s" in r])
+            dsec = np.array([r["decode_s"] for r in res])
+            rows.append({"height": h, "width": w, "decoder": dec, "images": len(res),
+                         "frames_per_image": res[0]["chunk_count"] + 1 if res else None,
+                         "encode_ms": 1e3 * float(np.median(rep["encode_s"])),
+                         "decode_ms": 1e3 * float(np.median(dsec)) if dsec.size else None,
+                         "latency_ms": 1e3 * float(np.median(lat)) if lat.size else None,
+                         "latency_min_ms": 1e3 * float(lat.min()) if lat.size else None,
+                         "latency_max_ms": 1e3 * float(lat.max()) if lat.size else None,
+                         "psnr_db": float(np.mean([r["psnr"] for r in res])) if res else None})
+    imgs = [(synthetic_image(32, 32, seed=i), f"burst#{i}") for i in range(burst)]
+    rep = run_image_loopback(cfg, imgs, codec, cfg.channel.snr_db or 20.0, decoders, nfe, timeout=timeout)
+    lat = [r["latency_s"] for r in rep["results"] if "latency_s" in r]
+    span = max(lat) if lat else float("nan")  # first encode start -> last decoded (first image sent at t~0)
+    thr = {"images": burst, "decoded": len(rep["results"]), "seconds": span,
+           "images_per_s": len(rep["results"]) / span if lat else None,
+           "rx_samples": int(rep["receiver_stats"].get("samples", 0)),
+           "rx_samples_per_s": rep["receiver_stats"].get("samples", 0) / span if lat else None,
+           "dropped_backlog": rep["decoder_stats"]["dropped_backlog"]}
+    return {"rows": rows, "throughput_32x32": thr, "frame_spec": str(cfg.frame),
+            "codec": rep["codec"], "snr_db": cfg.channel.snr_db}
+
+
+def format_benchmark(b: dict) -> str:
+    lines = [f"end-to-end latency through the GNU Radio loopback ({b['codec']['checkpoint']}, ratio "
+             f"{b['codec']['ratio']}, SNR {b['snr_db']} dB), images sent one at a time, median (min-max):",
+             f"  {'size':>9} {'decoder':>8} {'frames':>6} {'encode':>9} {'decode':>9} {'end-to-end':>22} {'PSNR':>7}"]
+    for r in b["rows"]:
+        lines.append(f"  {r['width']:>4}x{r['height']:<4} {r['decoder']:>8} {r['frames_per_image']:>6} "
+                     f"{r['encode_ms']:>7.1f}ms {r['decode_ms']:>7.1f}ms {r['latency_ms']:>7.1f}ms "
+                     f"({r['latency_min_ms']:.0f}-{r['latency_max_ms']:.0f}) {r['psnr_db']:>6.2f}")
+    t = b["throughput_32x32"]
+    lines.append(f"  back to back: {t['decoded']}/{t['images']} 32x32 images in {t['seconds']:.2f} s = "
+                 f"{t['images_per_s']:.1f} images/s; receiver consumed {t['rx_samples_per_s'] / 1e6:.2f} MS/s "
+                 f"({t['rx_samples']} samples), decoder backlog drops {t['dropped_backlog']}")
+    return "\n".join(lines)

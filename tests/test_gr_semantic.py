@@ -275,3 +275,17 @@ def test_dashboard_offscreen_shows_decoded_image(codec, tmp_path, monkeypatch):
     assert dash._recon.image is not None and dash._recon.image.shape == img.shape  # on the image item
     assert dash.n_frames == rep["frames_received"] >= 2  # descriptor + payload frames reached the taps
     assert png.stat().st_size > 5000
+
+
+@pytest.mark.gnuradio
+def test_latency_benchmark_tiny(codec):
+    from semcom.loopback_image import benchmark, format_benchmark
+
+    b = benchmark(_cfg(20.0), codec, sizes=((32, 32),), repeats=2, burst=3, timeout=60)
+    (row,) = b["rows"]
+    assert row["images"] == 2 and row["frames_per_image"] == 2  # descriptor + one payload frame
+    assert 0 < row["encode_ms"] < row["latency_ms"] and 0 < row["decode_ms"] < row["latency_ms"]
+    assert row["latency_min_ms"] <= row["latency_ms"] <= row["latency_max_ms"]
+    t = b["throughput_32x32"]
+    assert t["decoded"] == 3 and t["images_per_s"] > 0 and t["rx_samples"] > 0
+    assert "images/s" in format_benchmark(b)

@@ -261,6 +261,8 @@ def _run_images(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, _channel_overrides(args))
     if args.image:
         images = [(load_image(p), str(p)) for p in image_paths(args.image)]
+    elif args.bench:
+        images = []  # the benchmark makes its own synthetic images
     else:
         images = [sample_image()]
     try:
@@ -285,6 +287,19 @@ def _run_images(args: argparse.Namespace) -> int:
     consistency = find_extra_checkpoint("consistency", args.ratio) if "consistency" in decoders or "cm" in decoders \
         else None
     codec = build_codec(cfg, ratio=args.ratio, consistency=str(consistency or ""))
+    if args.bench:
+        import json as _json
+
+        from semcom.blocks.phy.sigmf_io import jsonable
+        from semcom.loopback_image import benchmark, format_benchmark
+
+        b = benchmark(cfg, codec, decoders=decoders, nfe=args.nfe, repeats=args.bench_repeats)
+        print(format_benchmark(b))
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "latency.json").write_text(_json.dumps(jsonable(b), indent=2) + "\n")
+            print(f"  report: {Path(args.out) / 'latency.json'}")
+        return 0
     print(f"loopback: {len(images)} image(s) [{', '.join(f'{i.shape[1]}x{i.shape[0]}' for i, _ in images)}], "
           f"{codec.describe()}", flush=True)
     if args.gui:
@@ -332,6 +347,11 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                           "reconstruction); images go out every 0.5 s; with --out also DIR/dashboard.png")
     img.add_argument("--gui-hold", type=float, default=-1.0, metavar="S",
                      help="close the dashboard S seconds after the last image (default: when the window is closed)")
+    img.add_argument("--bench", action="store_true",
+                     help="latency benchmark instead: synthetic 32x32, 128x128 and 768x512 images one at a time "
+                          "(encode / decode / end-to-end), then 20 32x32 images back to back (images/s, receiver "
+                          "MS/s); with --out also DIR/latency.json")
+    img.add_argument("--bench-repeats", type=int, default=5, help="images per size in --bench (default 5)")
     phy = parser.add_argument_group("PHY demo (--phy)")
     phy.add_argument("--phy", action="store_true", help="random analog payloads instead of images (PHY only)")
     phy.add_argument("--streams", type=int, default=None, help="payload streams to send (default 3)")
