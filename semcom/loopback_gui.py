@@ -73,6 +73,13 @@ def _tap_blocks():
     return SpectrumTap, FrameTap
 
 
+def _set_curve(curve, values: list[float]) -> None:
+    """Line + symbols; symbols only below two points (pyqtgraph 0.13.1 fails to draw a one-point line)."""
+    import pyqtgraph as pg
+
+    curve.setData(np.asarray(values, float), pen=pg.mkPen(width=2) if len(values) >= 2 else None)
+
+
 class LoopbackDashboard:
     """The window. ``run(worker)`` runs ``worker(dashboard)`` in a thread and returns its result."""
 
@@ -161,7 +168,7 @@ class LoopbackDashboard:
         if pay is not None:
             z = pay[:MAX_POINTS]
             self._pay.setData(z.real, z.imag)
-            self._snr_curve.setData(np.asarray(self._snr[-500:]))
+            _set_curve(self._snr_curve, self._snr[-500:])
         if hdr is not None:
             self._hdr.setData(hdr.real, hdr.imag)
         latest = None
@@ -178,7 +185,7 @@ class LoopbackDashboard:
             if orig is not None:
                 self._orig.setImage(orig, levels=(0, 255))
             self._recon.setImage(res["image"], levels=(0, 255))
-            self._psnr_curve.setData(np.asarray(self._psnr))
+            _set_curve(self._psnr_curve, self._psnr)
             self.displayed = res["image"]
             self.status.update(last=f"stream {res['stream_id']} [{res['decoder']}] "
                                     + (f"PSNR {res['psnr']:.2f} dB" if "psnr" in res else ""))

@@ -103,6 +103,26 @@ def test_image_loopback_through_gnuradio(codec, tmp_path):
     REFERENCES.clear()
 
 
+def _frames(enc, img, chunk=3072, snr=20.0, codec_id=None, seed=0):
+    """The (meta, symbols) frames semcom_ofdm_rx would deliver for ``img`` sent by ``enc`` (AWGN at ``snr``)."""
+    from semcom.blocks.phy.chunking import split_chunks
+
+    sid, pdus = enc.encode(img)
+    rng = np.random.default_rng(seed)
+    n0 = 10 ** (-snr / 10)
+    out = []
+    for meta, x in pdus:
+        spans = [(0, x.size)] if "chunk_index" in meta else split_chunks(x.size, chunk)
+        for i, (a, b) in enumerate(spans):
+            y = x[a:b] + np.sqrt(n0 / 2) * (rng.standard_normal(b - a) + 1j * rng.standard_normal(b - a))
+            m = dict(meta, chunk_index=meta.get("chunk_index", i), chunk_count=meta.get("chunk_count", len(spans)),
+                     flags=meta.get("flags", 0), payload_kind=0, snr_db=snr, noise_var=np.full(b - a, n0, np.float32))
+            if codec_id is not None:
+                m["codec_id"] = codec_id
+            out.append((m, y.astype(np.complex64)))
+    return sid, out
+
+
 class _Harness:
     """A running flowgraph holding only the decoder; frames posted as ``semcom_ofdm_rx`` would."""
 
@@ -117,25 +137,8 @@ class _Harness:
         self.tb.start()
         self.counter = 0
 
-    def frames(self, img, chunk=3072, snr=20.0, codec_id=None, seed=0):
-        """The (meta, symbols) frames ofdm_rx would deliver for ``img`` (AWGN at ``snr``)."""
-        from semcom.blocks.phy.chunking import split_chunks
-
-        sid, pdus = self.enc.encode(img)
-        rng = np.random.default_rng(seed)
-        n0 = 10 ** (-snr / 10)
-        out = []
-        for meta, x in pdus:
-            spans = [(0, x.size)] if "chunk_index" in meta else split_chunks(x.size, chunk)
-            for i, (a, b) in enumerate(spans):
-                y = x[a:b] + np.sqrt(n0 / 2) * (rng.standard_normal(b - a) + 1j * rng.standard_normal(b - a))
-                m = dict(meta, chunk_index=meta.get("chunk_index", i), chunk_count=meta.get("chunk_count", len(spans)),
-                         flags=meta.get("flags", 0), payload_kind=0, snr_db=snr,
-                         noise_var=np.full(b - a, n0, np.float32))
-                if codec_id is not None:
-                    m["codec_id"] = codec_id
-                out.append((m, y.astype(np.complex64)))
-        return sid, out
+    def frames(self, img, **kw):
+        return _frames(self.enc, img, **kw)
 
     def post(self, meta, y):
         import pmt
@@ -289,3 +292,35 @@ def test_latency_benchmark_tiny(codec):
     t = b["throughput_32x32"]
     assert t["decoded"] == 3 and t["images_per_s"] > 0 and t["rx_samples"] > 0
     assert "images/s" in format_benchmark(b)
+
+
+@pytest.mark.gnuradio
+def test_consistency_decoder_runs_when_a_checkpoint_is_given(tmp_path):
+    """The cmN path end to end with a tiny untrained consistency model (shape/plumbing, not quality)."""
+    from semcom.blocks.gr.pdu_utils import make_pdu
+    from semcom.blocks.gr.semantic_decoder import semcom_semantic_decoder
+    from semcom.blocks.gr.semantic_encoder import build_codec, semcom_semantic_encoder
+    from semcom.imagelink import find_checkpoint
+    from semcom.models.checkpoint import save_model
+    from semcom.models.config import unet_preset
+    from semcom.models.consistency import ConsistencyFunction
+    from semcom.models.unet import UNet
+
+    try:
+        find_checkpoint("1/6")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    cfg = unet_preset("tiny")
+    save_model(tmp_path / "cm.safetensors", "consistency", ConsistencyFunction(UNet(cfg), cfg.sigma_data,
+                                                                             cfg.sigma_min), cfg)
+    codec = build_codec("", ratio="1/6", consistency=str(tmp_path / "cm.safetensors"))
+    dec = semcom_semantic_decoder(codec=codec, decoders="jscc,consistency", nfe=2)
+    assert dec.decoders == ["jscc", "cm2"]
+    img = synthetic_image(32, 32, seed=6)
+    _, fr = _frames(semcom_semantic_encoder(codec=codec), img)
+    for m, y in fr:  # the message handler without a flowgraph: reassembly queues one job
+        dec._handle(make_pdu(m, y))
+    res = dec.decode_job(dec._jobs.get_nowait())
+    assert [r["decoder"] for r in res] == ["jscc", "cm2"]
+    for r in res:
+        assert r["image"].shape == (32, 32, 3) and r["image"].dtype == np.uint8 and "psnr" in r
