@@ -94,6 +94,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if rng is not None:
             g.set_state(rng)
         say(f"resumed {state_path} at step {step} (best {stage.key_metric} {best:.3f})")
+    start_step = step
     (out / "options.json").write_text(json.dumps(dataclasses.asdict(opts), indent=2) + "\n")
     n_params = sum(p.numel() for p in params)
     say(f"stage {opts.stage}: {n_params / 1e6:.3f} M trainable params, config {stage.config}")
@@ -137,6 +138,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         model.train()
         while step < opts.steps and stop["sig"] is None:
             lr = lr_at(step, opts)
+            if opts.resume and opts.rewarm:
+                lr *= min(1.0, (step - start_step + 1) / opts.rewarm)
             for group in opt.param_groups:
                 group["lr"] = lr
             loss = stage.loss(g, step)

@@ -82,3 +82,15 @@ def test_classifier_stage_learns_synthetic_labels(tmp_path):
     assert metrics["accuracy"] > 0.6  # 3 balanced-ish classes: chance is ~0.33
     model, _, _ = load_model(tmp_path / "k" / "best.safetensors", kind="classifier")
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_rewarm_on_resume(tmp_path):
+    train(_opts(tmp_path, steps=10, eval_every=10, warmup=2))
+    opts = _opts(tmp_path, steps=20, eval_every=20, warmup=2, resume=True, rewarm=100, log_every=1)
+    train(opts)
+    with open(tmp_path / "run" / "log.csv") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) > 10]
+    # step s (1-based) ran at lr_at(s - 1) scaled by (s - 10) / 100
+    for r in rows:
+        s = int(r["step"])
+        assert float(r["lr"]) == float(f"{lr_at(s - 1, opts) * (s - 10) / 100:.3g}")
