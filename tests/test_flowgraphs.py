@@ -63,13 +63,13 @@ def test_flowgraph_compiles(grc, generated):
     compile(text, str(script), "exec")
 
 
-RUN_LOOPBACK = """
+# run a generated flowgraph (module/class ``{name}``) until a decoded PNG appears in argv[2]
+WAIT_FOR_PNG = """
 import sys, time
 from pathlib import Path
-import semcom_loopback as m
+import {name} as m
 out = Path(sys.argv[2])
-tb = m.semcom_loopback(config='', image=sys.argv[1], out_dir=str(out))
-tb.set_snr(15.0)
+tb = m.{name}(config='', {arg}=sys.argv[1], out_dir=str(out))
 tb.start()
 deadline = time.monotonic() + 60
 while time.monotonic() < deadline and not list(out.glob('*.png')):
@@ -79,16 +79,24 @@ tb.stop()
 tb.wait()
 print('decoded', sorted(p.name for p in out.glob('*.png')), tb.semcom_semantic_decoder_0.stats())
 """
+RUN_LOOPBACK = WAIT_FOR_PNG.format(name="semcom_loopback", arg="image")
+RUN_ZMQ_RX = WAIT_FOR_PNG.format(name="semcom_rx_zmq", arg="address")
 
 
-def test_loopback_flowgraph_runs_headless(tmp_path, generated):
+def _need_checkpoint() -> None:
     pytest.importorskip("torch")
-    from semcom.imagelink import find_checkpoint, load_image, save_png, synthetic_image
+    from semcom.imagelink import find_checkpoint
 
     try:
         find_checkpoint("1/6")
     except FileNotFoundError as e:
         pytest.skip(str(e))
+
+
+def test_loopback_flowgraph_runs_headless(tmp_path, generated):
+    _need_checkpoint()
+    from semcom.imagelink import load_image, save_png, synthetic_image
+
     env = _env(tmp_path)
     gen = generated
     img = save_png(synthetic_image(40, 56, seed=4), tmp_path / "in.png")
@@ -99,3 +107,50 @@ def test_loopback_flowgraph_runs_headless(tmp_path, generated):
     assert "decoded ['stream0_jscc.png']" in r.stdout, r.stdout + r.stderr
     dec = load_image(out / "stream0_jscc.png")
     assert dec.shape == (40, 56, 3)
+
+
+RUN_ZMQ_TX = """
+import sys, time
+import semcom_tx_zmq as m
+tb = m.semcom_tx_zmq(config='', address=sys.argv[1], image=sys.argv[2])
+tb.start()
+sys.stdin.readline()  # the test writes a line (or closes stdin) once the receiver is done
+tb.stop()
+tb.wait()
+print('sent', tb.semcom_semantic_encoder_0.n_images)
+"""
+
+def test_zmq_flowgraph_pair_sends_an_image(tmp_path, generated):
+    """tx_zmq.grc and rx_zmq.grc in two processes: the image arrives and decodes (no reference: no PSNR)."""
+    import socket
+
+    _need_checkpoint()
+    from semcom.imagelink import load_image, save_png, synthetic_image
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = _env(tmp_path)
+    img = save_png(synthetic_image(32, 40, seed=7), tmp_path / "in.png")
+    out = tmp_path / "rx"
+    procs = {}
+    try:
+        procs["rx"] = subprocess.Popen([sys.executable, "-c", RUN_ZMQ_RX, address, str(out)], cwd=generated,
+                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs["tx"] = subprocess.Popen([sys.executable, "-c", RUN_ZMQ_TX, address, str(img)], cwd=generated,
+                                       env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+        rx_out, rx_err = procs["rx"].communicate(timeout=90)
+        tx_out, tx_err = procs["tx"].communicate("stop\n", timeout=30)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    tx = subprocess.CompletedProcess([], procs["tx"].returncode, tx_out, tx_err)
+    rx = procs["rx"]
+    assert tx.returncode == 0 and "sent" in tx.stdout, tx.stdout + tx.stderr
+    assert rx.returncode == 0, rx_out + rx_err
+    assert "stream0_jscc.png" in rx_out, rx_out + rx_err
+    assert load_image(out / "stream0_jscc.png").shape == (32, 40, 3)
