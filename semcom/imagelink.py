@@ -328,11 +328,11 @@ class CodecRuntime:
         name = "cm1" if name == "consistency" else name
         kind, _ = parse_decoder(name)
         if kind == "teacher" and self.codec.teacher is None:
-            raise ValueError(f"decoder {name!r}: no teacher checkpoint loaded (give one; the shipped checkpoints "
-                             "have none yet)")
+            raise ValueError(f"decoder {name!r}: no teacher checkpoint loaded (give one: --teacher PATH, or the "
+                             "decoder block's teacher parameter; none is shipped yet)")
         if kind == "cm" and self.codec.consistency is None:
-            raise ValueError(f"decoder {name!r}: no consistency checkpoint loaded (give one; the shipped "
-                             "checkpoints have none yet)")
+            raise ValueError(f"decoder {name!r}: no consistency checkpoint loaded (give one: --consistency PATH, "
+                             "or the decoder block's consistency parameter; none is shipped yet)")
         return name
 
     def perm(self, k: int, seed: int | None = None) -> np.ndarray:

@@ -383,3 +383,16 @@ def test_loopback_image_errors(tmp_path, capsys):
     assert "bad.jpg: not a readable image" in capsys.readouterr().err
     assert main(["loopback", "--streams", "2"]) == 2
     assert "add --phy" in capsys.readouterr().err
+
+
+def test_loopback_decoder_without_checkpoint_exit_2(capsys):
+    pytest.importorskip("torch")
+    from semcom.imagelink import find_checkpoint
+
+    try:
+        find_checkpoint("1/6")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    assert main(["loopback", "--decoder", "jscc,teacher"]) == 2
+    err = capsys.readouterr().err
+    assert "no teacher checkpoint" in err and "--teacher PATH" in err

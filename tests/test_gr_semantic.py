@@ -324,3 +324,15 @@ def test_consistency_decoder_runs_when_a_checkpoint_is_given(tmp_path):
     assert [r["decoder"] for r in res] == ["jscc", "cm2"]
     for r in res:
         assert r["image"].shape == (32, 32, 3) and r["image"].dtype == np.uint8 and "psnr" in r
+
+
+@pytest.mark.slow
+@pytest.mark.gnuradio
+def test_large_image_many_frames(codec):
+    from semcom.loopback_image import run_image_loopback
+
+    img = synthetic_image(512, 768, seed=8)
+    rep = run_image_loopback(_cfg(10.0), [(img, "768x512")], codec, 10.0, timeout=120)
+    (r,) = rep["results"]
+    assert (r["height"], r["width"]) == (512, 768) and r["chunk_count"] == 64 and not r["missing_chunks"]
+    assert rep["frames_received"] == 65 and r["psnr"] > 22

@@ -280,13 +280,16 @@ def _run_images(args: argparse.Namespace) -> int:
     note = ""
     if decoders == "auto":
         decoders = "jscc"
-        if find_extra_checkpoint("consistency", args.ratio) is not None:
+        if args.consistency or find_extra_checkpoint("consistency", args.ratio) is not None:
             decoders = "jscc,consistency"
         else:
             note = "consistency decoder:\nno checkpoint shipped yet"
-    consistency = find_extra_checkpoint("consistency", args.ratio) if "consistency" in decoders or "cm" in decoders \
-        else None
-    codec = build_codec(cfg, ratio=args.ratio, consistency=str(consistency or ""))
+    consistency = args.consistency or (find_extra_checkpoint("consistency", args.ratio)
+                                       if "consistency" in decoders or "cm" in decoders else None)
+    teacher = args.teacher or (find_extra_checkpoint("teacher", args.ratio) if "teacher" in decoders else None)
+    codec = build_codec(cfg, ratio=args.ratio, consistency=str(consistency or ""), teacher=str(teacher or ""))
+    for d in decoders.split(","):  # fail before the flowgraph starts
+        codec.check_decoder(d.strip())
     if args.bench:
         import json as _json
 
@@ -338,6 +341,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     img.add_argument("--decoder", default="auto",
                      help="comma-separated decoders: jscc, consistency (cm<NFE>), cm1, cm2, ..., teacher "
                           "(default: jscc, plus consistency when a checkpoint is shipped)")
+    img.add_argument("--consistency", metavar="PATH", default=None,
+                     help="consistency-model checkpoint (default: models/checkpoints/consistency-<ratio>* if shipped)")
+    img.add_argument("--teacher", metavar="PATH", default=None, help="diffusion teacher checkpoint (decoder teacher)")
     img.add_argument("--nfe", type=int, default=1, help="network evaluations of the consistency decoder (default 1)")
     img.add_argument("--ratio", default="1/6", help="bandwidth ratio of the shipped checkpoint (1/6, 1/24)")
     img.add_argument("--snr-hint", type=float, default=None, help="SNR given to the encoder (default: --snr)")
