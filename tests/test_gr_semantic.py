@@ -336,3 +336,33 @@ def test_large_image_many_frames(codec):
     (r,) = rep["results"]
     assert (r["height"], r["width"]) == (512, 768) and r["chunk_count"] == 64 and not r["missing_chunks"]
     assert rep["frames_received"] == 65 and r["psnr"] > 22
+
+
+@pytest.mark.gnuradio
+def test_frames_of_another_ratio_are_dropped(codec):
+    """A 1/24 transmitter against the 1/6 decoder: other codec id -> unknown_codec; the same id forced
+    (a misconfigured model.codec_id) -> the descriptor's ratio check drops the stream (wrong_ratio)."""
+    import pmt
+
+    from semcom.blocks.gr.pdu_utils import make_pdu
+    from semcom.blocks.gr.semantic_decoder import semcom_semantic_decoder
+    from semcom.blocks.gr.semantic_encoder import build_codec, semcom_semantic_encoder
+
+    try:
+        other = build_codec("", ratio="1/24")
+        forced = build_codec("", ratio="1/24", codec_id=codec.codec_id)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    assert other.codec_id != codec.codec_id and forced.codec_id == codec.codec_id
+    dec = semcom_semantic_decoder(codec=codec, timeout=0.05)
+    img = synthetic_image(32, 32, seed=9)
+    for tx_codec in (other, forced):
+        _, fr = _frames(semcom_semantic_encoder(codec=tx_codec), img)
+        for m, y in fr:
+            dec._handle(make_pdu(m, y))
+    dec.check_timeouts(now=time.monotonic() + 1.0)
+    st = dec.stats()
+    assert st["unknown_codec"] == 2 and st["wrong_ratio"] == 2  # descriptor + payload frame
+    assert st["streams_complete"] == 0 and dec._jobs.qsize() == 0  # nothing reached the decoder
+    dec._handle(pmt.PMT_NIL)
+    assert dec.stats()["bad_pdu"] == 1

@@ -16,7 +16,8 @@ so the RX chain keeps consuming samples while an image decodes (torch releases t
 kernels). When the queue is full the oldest waiting job is dropped (``dropped_backlog``).
 
 Counted drops (logged once per cause and stream, never raised): ``unknown_codec`` (frame codec
-id differs from the loaded checkpoint's), ``wrong_ratio`` (descriptor announces another ratio),
+id differs from the loaded checkpoint's), ``wrong_ratio`` (frames of a stream whose descriptor
+announces another ratio),
 ``not_analog``, ``bad_pdu``, ``no_descriptor`` (size unknown and not a square image),
 ``size_mismatch`` (symbol count differs from what the descriptor/checkpoint implies),
 ``duplicates`` (chunks received twice), ``decode_errors``.
@@ -110,6 +111,7 @@ class semcom_semantic_decoder(gr.basic_block):
         self.results: deque[dict] = deque(maxlen=max(1, int(keep)))
         self.counters = dict.fromkeys(_COUNTERS, 0)
         self._logged: set[tuple[str, int]] = set()
+        self._rejected: dict[int, float] = {}  # stream id -> last frame of a stream refused (wrong ratio)
         self._done: dict[int, float] = {}  # stream id -> when it was handed out (late copies are duplicates)
         self.busy = False
         self.message_port_register_in(pmt.intern("in"))
@@ -188,6 +190,11 @@ class semcom_semantic_decoder(gr.basic_block):
             if sid in self._done and now - self._done[sid] < 2 * self.timeout:
                 self.counters["duplicates"] += 1  # a late copy of a stream already handed out
                 return
+            if sid in self._rejected and now - self._rejected[sid] < 2 * self.timeout:
+                self._rejected[sid] = now  # the rest of a stream refused for its ratio
+                self.counters["wrong_ratio"] += 1
+                return
+            self._rejected.pop(sid, None)
             st = self._streams.setdefault(sid, {"desc": None, "snr": [], "first": now, "last": now})
             st["last"] = now
             from semcom.imagelink import DESCRIPTOR_FLAG
@@ -217,6 +224,9 @@ class semcom_semantic_decoder(gr.basic_block):
             return
         self.counters["descriptors"] += 1
         if d.ratio != self.codec.ratio:
+            self._rejected[sid] = time.monotonic()
+            if len(self._rejected) > 1024:
+                self._rejected = {k: t for k, t in self._rejected.items() if time.monotonic() - t < 2 * self.timeout}
             self._streams.pop(sid, None)
             self.reasm.flush(sid)
             self._drop("wrong_ratio", sid, f"stream announces bandwidth ratio {d.ratio} but the checkpoint is "
