@@ -4,6 +4,7 @@ missing chunks, garbage PDUs) as counted drops, never a crash."""
 
 from __future__ import annotations
 
+import threading
 import time
 from fractions import Fraction
 
@@ -366,3 +367,39 @@ def test_frames_of_another_ratio_are_dropped(codec):
     assert st["streams_complete"] == 0 and dec._jobs.qsize() == 0  # nothing reached the decoder
     dec._handle(pmt.PMT_NIL)
     assert dec.stats()["bad_pdu"] == 1
+
+
+@pytest.mark.gnuradio
+def test_decoder_keeps_consuming_frames_while_decoding(codec):
+    """Inference runs in the worker: frames keep being taken in while an image decodes; backlog is reported."""
+
+    class SlowCodec:
+        def __init__(self, inner):
+            self.inner = inner
+            self.release = threading.Event()
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def decode(self, *a, **kw):
+            self.release.wait(10.0)
+            return self.inner.decode(*a, **kw)
+
+    slow = SlowCodec(codec)
+    h = _Harness(slow)
+    try:
+        _, fr1 = h.frames(synthetic_image(32, 32, seed=10))
+        _, fr2 = h.frames(synthetic_image(32, 32, seed=11))
+        for m, y in fr1:
+            h.post(m, y)
+        assert h.wait(lambda: h.dec.busy, 10)  # image 1 is decoding (held)
+        for m, y in fr2:
+            h.post(m, y)
+        assert h.wait(lambda: h.dec.stats()["frames"] == len(fr1) + len(fr2), 5)  # taken in meanwhile
+        assert h.wait(lambda: h.dec.backlog() == 2, 5)  # one decoding + one queued
+        assert h.dec.stats()["images_out"] == 0
+        slow.release.set()
+        assert h.wait(lambda: h.dec.stats()["images_out"] == 2 and h.dec.backlog() == 0, 20)
+    finally:
+        slow.release.set()
+        h.close()
