@@ -56,6 +56,22 @@ def test_image_errors(tmp_path):
         image_paths(str(tmp_path / "empty"))
 
 
+def test_block_modules_import_without_torch_or_qt():
+    """GRC imports the block modules in a subprocess to read docs: torch/Qt/matplotlib must stay lazy."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("gnuradio")
+    code = ("import sys\n"
+            "from semcom.blocks.gr.semantic_encoder import semcom_semantic_encoder\n"
+            "from semcom.blocks.gr.semantic_decoder import semcom_semantic_decoder\n"
+            "import semcom.imagelink, semcom.loopback_image, semcom.loopback_gui, semcom.commands.loopback\n"
+            "print(sorted(m for m in ('torch', 'PyQt5', 'matplotlib') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------------- GNU Radio + torch
 gr = pytest.importorskip("gnuradio.gr")
 pytest.importorskip("torch")
