@@ -32,7 +32,8 @@ def silence_gr_logging() -> None:
         pass
 
 
-def _make_top_block(cfg, codec, snr_hint: float, decoders: str, nfe: int, out_dir: str, max_backlog: int = 4):
+def _make_top_block(cfg, codec, snr_hint: float, decoders: str, nfe: int, out_dir: str, max_backlog: int = 4,
+                    keep: int = 16):
     from gnuradio import gr
 
     from semcom.blocks.gr.ofdm_rx import BUFFER_ITEMS, semcom_ofdm_rx
@@ -51,7 +52,7 @@ def _make_top_block(cfg, codec, snr_hint: float, decoders: str, nfe: int, out_di
             self.channel = make_channel(cfg.channel, cfg.frame)
             self.rx = semcom_ofdm_rx(cfg.frame)
             self.decoder = semcom_semantic_decoder(cfg, decoders=decoders, nfe=nfe, out_dir=out_dir, codec=codec,
-                                                   max_backlog=max_backlog)
+                                                   max_backlog=max_backlog, keep=keep)
             up = self.tx
             if self.channel is not None:
                 self.channel.set_min_output_buffer(BUFFER_ITEMS)
@@ -81,7 +82,8 @@ def run_image_loopback(cfg, images: list[tuple[np.ndarray, str]], codec, snr_hin
     from semcom.imagelink import REFERENCES
 
     REFERENCES.clear()
-    tb = _make_top_block(cfg, codec, snr_hint, decoders, nfe, out_dir, max_backlog)
+    keep = max(16, len(images) * (decoders.count(",") + 1))  # every result of this run stays readable
+    tb = _make_top_block(cfg, codec, snr_hint, decoders, nfe, out_dir, max_backlog, keep)
     n_dec = len(tb.decoder.decoders)
     t0 = time.monotonic()
     sent: list[int] = []

@@ -78,7 +78,7 @@ class semcom_semantic_decoder(gr.basic_block):
     """
 
     def __init__(self, config: Any = "", checkpoint: str = "", ratio: str = "1/6", decoders: str = "jscc",
-                 nfe: int = 1, timeout: float = 0.0, out_dir: str = "", max_backlog: int = 4, keep: int = 64,
+                 nfe: int = 1, timeout: float = 0.0, out_dir: str = "", max_backlog: int = 4, keep: int = 16,
                  consistency: str = "", teacher: str = "", codec=None):
         gr.basic_block.__init__(self, name="semcom_semantic_decoder", in_sig=None, out_sig=None)
         from semcom.imagelink import find_extra_checkpoint
