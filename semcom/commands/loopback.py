@@ -366,8 +366,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     phy.add_argument("--engine", choices=("auto", "gnuradio", "numpy"), default="auto",
                      help="GNU Radio flowgraph (auto: when available) or the numpy reference chain (implies --phy)")
     phy.add_argument("--strict", action="store_true", help="exit 1 unless every frame arrives intact")
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help="write results to DIR (images: PNGs, loopback.png, loopback.json; PHY: loopback.json)")
+    parser.add_argument("--out", metavar="DIR", default="out/loopback",
+                        help="write results to DIR (images: PNGs, loopback.png, loopback.json; PHY: loopback.json; "
+                             "default out/loopback; '' writes nothing)")
     add_config_arguments(parser)
     parser.set_defaults(func=_run)
 
