@@ -15,14 +15,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${SEMCOM_VENV:-$ROOT/.venv}"
 PY=/usr/bin/python3
-APT_PKGS="gnuradio python3-libiio python3-yaml python3-scipy python3-pyqtgraph python3-pyqt5"
+APT_PKGS="gnuradio python3-libiio python3-yaml python3-scipy python3-pyqtgraph python3-pyqt5 python3-pil python3-matplotlib"
 
 log() { echo "[run.sh] $*" >&2; }
 
 system_ok() {
   [ -x "$PY" ] && "$PY" - <<'PYEOF' >/dev/null 2>&1
 from gnuradio import gr, digital, blocks, zeromq, channels, fft, pdu  # noqa
-import iio, yaml, scipy, pyqtgraph, PyQt5  # noqa
+import iio, yaml, scipy, pyqtgraph, PyQt5, PIL, matplotlib  # noqa
 PYEOF
 }
 

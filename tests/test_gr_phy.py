@@ -79,7 +79,7 @@ def test_tx_matches_numpy_reference(fft_len):
     iq, tags, _ = _gr_tx(spec, [({"stream_id": i + 1, "codec_id": 3}, p) for i, p in enumerate(payloads)], ref_iq.size)
     assert iq.size == ref_iq.size
     err = np.linalg.norm(iq - ref_iq) / np.linalg.norm(ref_iq)
-    assert err < 1e-5, f"relative error {err:.2e}"
+    assert err < 1e-6, f"relative error {err:.2e}"  # measured ~8e-8
     # one packet_len tag per burst, at its first sample, with its length
 
     lens = sorted((t.offset, pmt.to_python(t.value)) for t in tags if pmt.symbol_to_string(t.key) == "packet_len")
@@ -209,7 +209,7 @@ def test_rx_matches_numpy_streaming_receiver(fft_len, profile, cfo):
         assert abs(meta["cfo"] - cfo) < 0.02
         assert meta["noise_var"].dtype == np.float32 and meta["noise_var"].shape == payload.shape
         err = np.sum(np.abs(payload - r.payload) ** 2) / np.sum(np.abs(r.payload) ** 2)
-        assert 10 * np.log10(err + 1e-30) < -25
+        assert 10 * np.log10(err + 1e-30) < -60  # same demodulator: measured -115 to -140 dB
     st = rx.stats()
     # the sync's trigger stream may end a few samples early at the end of a finite stream
     assert st["frames_ok"] == len(ref) and iq.size - spec.fft_len <= st["samples"] <= iq.size
@@ -232,7 +232,7 @@ def test_rx_low_snr_fading_same_frames_as_numpy():
     for k in set(ref_ids) & set(got_ids):
         r, (m, p) = ref_ids[k], got_ids[k]
         err = np.sum(np.abs(p - r.payload) ** 2) / np.sum(np.abs(r.payload) ** 2)
-        assert 10 * np.log10(err + 1e-30) < -25 and abs(m["snr_db"] - r.snr_db) < 0.5
+        assert 10 * np.log10(err + 1e-30) < -60 and abs(m["snr_db"] - r.snr_db) < 0.05
 
 
 def test_rx_noise_only_gives_no_frames_and_bounded_memory():

@@ -114,7 +114,7 @@ def test_image_loopback_through_gnuradio(codec, tmp_path):
         assert r["latency_s"] > 0 and r["decode_s"] > 0
         img = rep["_images"][(sid, "jscc")]
         assert r["psnr"] == pytest.approx(image_metrics(img, ref)["psnr"])
-        assert r["psnr"] > 18  # measured ~24-27 dB with the 1/6 CPU checkpoint at 15 dB
+        assert r["psnr"] > 22  # measured ~24-27 dB with the 1/6 CPU checkpoint at 15 dB
     files = save_outputs(rep, tmp_path)
     assert (tmp_path / "loopback.png").stat().st_size > 1000 and files["report"].endswith("loopback.json")
     REFERENCES.clear()
@@ -190,7 +190,7 @@ def test_decoder_bad_input_is_counted_not_fatal(codec):
         assert h.wait(lambda: h.dec.stats()["images_out"] == 1)
         st = h.dec.stats()
         assert st["duplicates"] == 2 and st["streams_complete"] == 1
-        assert h.dec.results[-1]["stream_id"] == sid and h.dec.results[-1]["psnr"] > 18
+        assert h.dec.results[-1]["stream_id"] == sid and h.dec.results[-1]["psnr"] > 22
         # 2. unknown codec id: every frame dropped and counted
         _, fr = h.frames(img, codec_id=(codec.codec_id % 255) + 1)
         for m, y in fr:

@@ -54,3 +54,32 @@ def test_console_script_help():
         pytest.skip("console script not installed in this interpreter's environment")
     r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "loopback" in r.stdout
+
+
+def test_grc_block_defaults_match_the_frame_description():
+    """GRC needs literal defaults; they must stay equal to FrameSpec's (no drifting second copy)."""
+    import yaml
+
+    from semcom.blocks.phy.frame import FrameSpec
+
+    spec = FrameSpec()
+    for name in ("semcom_ofdm_tx", "semcom_ofdm_rx"):
+        doc = yaml.safe_load((ROOT / "blocks" / "grc" / f"{name}.block.yml").read_text())
+        checked = 0
+        for p in doc["parameters"]:
+            if hasattr(spec, p["id"]) and "default" in p:
+                want = getattr(spec, p["id"])
+                got = type(want)(yaml.safe_load(str(p["default"])))
+                assert got == want, f"{name}.block.yml: {p['id']} default {got!r} != FrameSpec {want!r}"
+                checked += 1
+        assert checked >= 8, f"{name}: only {checked} frame parameters found"
+
+
+def test_models_and_phy_share_the_snr_convention():
+    import numpy as np
+
+    from semcom.blocks.phy.snr import noise_variance as phy_n0
+    from semcom.models.definitions import noise_variance as model_n0
+
+    for snr in (-5.0, 0.0, 3.0, 10.0, 27.5):
+        assert np.isclose(float(model_n0(snr)), phy_n0(snr), rtol=1e-6), snr

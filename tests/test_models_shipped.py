@@ -18,6 +18,15 @@ def test_some_checkpoint_is_shipped():
     assert SHIPPED, f"no checkpoints in {CKPT_DIR}"
 
 
+@pytest.mark.parametrize("ratio", ["1/6", "1/24"])
+def test_loopback_finds_the_shipped_jscc_checkpoint(ratio):
+    # the image loopback tests skip when no checkpoint is found; this makes sure that never happens silently
+    from semcom.imagelink import find_checkpoint
+
+    path = Path(find_checkpoint(ratio))
+    assert path.resolve().parent == CKPT_DIR and path.exists()
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_checkpoint_loads_and_is_small(path):
     assert path.stat().st_size <= 20 * 2 ** 20
