@@ -201,8 +201,15 @@ def measure_tx_throughput(spec: FrameSpec | dict | str | None = None, seconds: f
     tb.start()
     try:
         t0 = time.perf_counter()
-        for i in range(n_frames):
-            tx.send(payload, stream_id=i & 0xFFFF)
+        i = 0
+        while i < n_frames:  # the TX queue applies back-pressure (max_queued_frames): retry when full
+            try:
+                tx.send(payload, stream_id=i & 0xFFFF)
+                i += 1
+            except ValueError:
+                if time.perf_counter() - t0 > timeout:
+                    raise
+                time.sleep(0.002)
         ok = _wait(lambda: snk.nitems_read(0) >= total, timeout, poll=0.005)
         dt = time.perf_counter() - t0
     finally:
