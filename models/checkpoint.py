@@ -142,9 +142,14 @@ def load_model(path: str | os.PathLike, kind: str | None = None, expect_config: 
 
 def save_training_state(path: str | os.PathLike, kind: str, config: Any, model: nn.Module, ema: nn.Module,
                         optimizer: torch.optim.Optimizer, step: int, extra: dict[str, Any] | None = None,
-                        rng_state: torch.Tensor | None = None) -> None:
-    """Everything needed to resume: model, EMA, optimizer (tensors + JSON scalars), step, RNG."""
-    tensors: dict[str, torch.Tensor] = {}
+                        rng_state: torch.Tensor | None = None,
+                        extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Everything needed to resume: model, EMA, optimizer (tensors + JSON scalars), step, RNG.
+
+    ``extra_tensors`` (e.g. the data order) come back from :func:`load_training_state` as
+    ``info["tensors"]``.
+    """
+    tensors: dict[str, torch.Tensor] = {f"extra/{k}": v for k, v in (extra_tensors or {}).items()}
     tensors.update({f"model/{k}": v for k, v in model.state_dict().items()})
     tensors.update({f"ema/{k}": v for k, v in ema.state_dict().items()})
     opt = optimizer.state_dict()
@@ -167,7 +172,10 @@ def save_training_state(path: str | os.PathLike, kind: str, config: Any, model: 
 
 def load_training_state(path: str | os.PathLike, kind: str, config: Any, model: nn.Module, ema: nn.Module,
                         optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any], torch.Tensor | None]:
-    """Restore what :func:`save_training_state` wrote; returns ``(step, info, rng_state)``."""
+    """Restore what :func:`save_training_state` wrote; returns ``(step, info, rng_state)``.
+
+    ``info["tensors"]`` holds the saved ``extra_tensors`` (empty dict when none).
+    """
     path = Path(path)
     meta, tensors = _open(path)
     if meta.get("semcom.kind") != f"train-state:{kind}":
@@ -192,4 +200,5 @@ def load_training_state(path: str | os.PathLike, kind: str, config: Any, model: 
     except (ValueError, KeyError) as e:
         raise CheckpointError(path, f"optimizer state does not fit ({e})") from None
     info = json.loads(meta["semcom.info"])
+    info["tensors"] = {k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")}
     return int(info["step"]), info, tensors.get("rng/torch")

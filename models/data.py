@@ -121,6 +121,17 @@ class BatchSampler:
         x = augment(self.images[idx].float() / 255.0, self.g, self.flip, self.crop_pad)
         return x, (self.labels[idx] if self.labels is not None else None)
 
+    def state(self) -> tuple[torch.Tensor, int, int]:
+        """``(order int64 [N], position, epoch)``: with the generator, all a resume needs."""
+        return self._order, self._pos, self.epoch
+
+    def set_state(self, order: torch.Tensor, pos: int, epoch: int) -> None:
+        """Restore :meth:`state` (the next batch is then the one the saved run would have drawn)."""
+        if order.shape != (len(self.images),) or not 0 <= pos <= len(order):
+            raise ValueError(f"sampler state does not fit {len(self.images)} images "
+                             f"(order {tuple(order.shape)}, position {pos})")
+        self._order, self._pos, self.epoch = order.to(torch.int64), int(pos), int(epoch)
+
 
 def synthetic_images(n: int, height: int = 32, width: int = 32, seed: int = 0) -> torch.Tensor:
     """``n`` smooth random colour images, uint8 ``[n, 3, height, width]`` (tests, smoke runs).

@@ -41,6 +41,7 @@ class TrainOptions:
     rewarm: int = 0                  # on --resume: ramp the lr up again over this many steps (use when
                                      # --steps grows: Adam's moments are tuned to the old, small lr)
     max_minutes: float = 0.0         # stop (after saving) once this wall time is spent; 0 = no limit
+    stop_at: int = 0                 # stop (after saving) at this step, to --resume later; 0 = run to --steps
     quiet: bool = False
 
     def __post_init__(self) -> None:

@@ -9,9 +9,11 @@ A run directory holds::
     log.csv              step, time, epoch, lr, loss, images/s every ``log_every`` steps
     eval.csv             step and the stage's evaluation metrics every ``eval_every`` steps
 
-Seeded: the same options give the same run. Resuming restores weights, EMA, optimizer, step
-and the generator state; the data order restarts with a fresh shuffle, so a resumed run is
-deterministic but not bit-identical to an uninterrupted one. SIGTERM/SIGINT save the state
+Seeded: the same options give the same run. Resuming restores weights, EMA, optimizer, step,
+the generator state, the data order and position (and the consistency stage's target
+network), so a run stopped with ``stop_at`` (or a signal) and resumed with the same options
+matches the uninterrupted run. The lr schedule follows ``steps``: resuming with a larger
+``steps`` continues on a different schedule (see ``rewarm``). SIGTERM/SIGINT save the state
 before exiting. Stage specifics (model, loss, evaluation) live in ``stages.py``.
 """
 
@@ -93,6 +95,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         best = info.get("best", -math.inf)
         if rng is not None:
             g.set_state(rng)
+        _restore_stage(stage, info)
         say(f"resumed {state_path} at step {step} (best {stage.key_metric} {best:.3f})")
     start_step = step
     (out / "options.json").write_text(json.dumps(dataclasses.asdict(opts), indent=2) + "\n")
@@ -103,8 +106,13 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     eval_log = None
 
     def save_state() -> None:
+        order, pos, epoch = stage.sampler.state()
+        extra = {"sampler/order": order}
+        if getattr(stage, "target", None) is not None:  # consistency: the stop-gradient target network
+            extra.update({f"target/{k}": v for k, v in stage.target.state_dict().items()})
         save_training_state(state_path, stage.kind, stage.config, model, ema, opt, step,
-                            {"best": best, "stage": opts.stage}, g.get_state())
+                            {"best": best, "stage": opts.stage, "sampler_pos": pos, "sampler_epoch": epoch},
+                            g.get_state(), extra)
         save_model(out / "last.safetensors", stage.kind, stage.export(ema), stage.config,
                    {"step": step, "stage": opts.stage})
 
@@ -136,7 +144,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     metrics: dict[str, float] = {}
     try:
         model.train()
-        while step < opts.steps and stop["sig"] is None:
+        end = min(opts.steps, opts.stop_at) if opts.stop_at else opts.steps
+        while step < end and stop["sig"] is None:
             lr = lr_at(step, opts)
             if opts.resume and opts.rewarm:
                 lr *= min(1.0, (step - start_step + 1) / opts.rewarm)
@@ -179,6 +188,16 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         for s, h in old.items():
             signal.signal(s, h)
     return metrics
+
+
+def _restore_stage(stage, info: dict[str, Any]) -> None:
+    """Data order/position and the consistency target from a training state (older states lack them)."""
+    tensors = info.get("tensors", {})
+    if "sampler/order" in tensors:
+        stage.sampler.set_state(tensors["sampler/order"], info["sampler_pos"], info["sampler_epoch"])
+    target = {k[len("target/"):]: v for k, v in tensors.items() if k.startswith("target/")}
+    if target and getattr(stage, "target", None) is not None:
+        stage.target.load_state_dict(target)
 
 
 def _main_thread() -> bool:

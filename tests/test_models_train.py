@@ -1,6 +1,7 @@
 """The training loop on tiny configs: loss really drops, seeded, resumable, CLI wired."""
 
 import csv
+import math
 
 import torch
 
@@ -26,7 +27,7 @@ def test_overfit_lowers_loss_and_ships_checkpoint(tmp_path):
     metrics = train(_opts(tmp_path))
     losses = _losses(tmp_path / "run")
     assert losses[-1] < 0.5 * losses[0], losses
-    assert metrics["psnr_awgn_20"] > metrics["psnr_awgn_0"] - 0.5
+    assert metrics["psnr_awgn_20"] > metrics["psnr_awgn_0"]  # measured 22.8 vs 20.4 dB
     model, cfg, info = load_model(tmp_path / "run" / "best.safetensors", kind="jscc")
     assert info["step"] == 120 and cfg.ratio == "1/6"
 
@@ -35,11 +36,20 @@ def test_seeded_and_resumable(tmp_path):
     train(_opts(tmp_path / "a", steps=20, eval_every=20))
     train(_opts(tmp_path / "b", steps=20, eval_every=20))
     assert _losses(tmp_path / "a" / "run") == _losses(tmp_path / "b" / "run")
-    train(_opts(tmp_path / "a", steps=40, eval_every=20, resume=True))
-    losses = _losses(tmp_path / "a" / "run")
-    assert len(losses) == 2  # the resumed run appends steps 21..40 to the same log
-    _, _, info = load_model(tmp_path / "a" / "run" / "last.safetensors")
+    # stopped at 20 of 40 steps, then resumed == one uninterrupted 40-step run
+    kw = dict(steps=40, eval_every=20, log_every=10)
+    train(_opts(tmp_path / "s", stop_at=20, **kw))
+    _, _, info = load_model(tmp_path / "s" / "run" / "last.safetensors")
+    assert info["step"] == 20
+    train(_opts(tmp_path / "s", resume=True, **kw))
+    train(_opts(tmp_path / "u", **kw))
+    resumed, straight = _losses(tmp_path / "s" / "run"), _losses(tmp_path / "u" / "run")
+    assert len(resumed) == 4 and resumed == straight, (resumed, straight)
+    m_s, _, info = load_model(tmp_path / "s" / "run" / "last.safetensors")
+    m_u, _, _ = load_model(tmp_path / "u" / "run" / "last.safetensors")
     assert info["step"] == 40
+    for (name, p_s), p_u in zip(m_s.state_dict().items(), m_u.state_dict().values()):
+        assert torch.equal(p_s, p_u), name
 
 
 def test_lr_schedule():
@@ -61,9 +71,11 @@ def test_diffusion_stages_wired(tmp_path):
     teacher_metrics = train(_opts(tmp_path, stage="teacher", out=str(tmp_path / "t"), steps=6, eval_every=6,
                                   jscc=str(jscc)))
     assert set(teacher_metrics) >= {"neg_eval_loss", "psnr_teacher_10", "psnr_jscc_10"}
+    assert all(math.isfinite(v) for v in teacher_metrics.values()), teacher_metrics
     cm_metrics = train(_opts(tmp_path, stage="consistency", out=str(tmp_path / "c"), steps=6, eval_every=6,
                              jscc=str(jscc), teacher=str(tmp_path / "t" / "best.safetensors")))
     assert set(cm_metrics) >= {"psnr_cm1_10", "psnr_cm2_10"}
+    assert all(math.isfinite(v) for v in cm_metrics.values()), cm_metrics
     model, cfg, _ = load_model(tmp_path / "c" / "last.safetensors", kind="consistency")
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
