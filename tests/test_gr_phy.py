@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 
 gr = pytest.importorskip("gnuradio.gr")
 import pmt  # noqa: E402
+from conftest import run_flowgraph, stop_flowgraph  # noqa: E402
 from gnuradio import blocks  # noqa: E402
 
 from semcom.blocks.gr.ofdm_tx import semcom_ofdm_tx  # noqa: E402
@@ -34,16 +34,6 @@ def _symbols(rng: np.random.Generator, n: int) -> np.ndarray:
     return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)).astype(np.complex64)
 
 
-def _run_until(tb, done, timeout: float = TIMEOUT) -> bool:
-    """Poll ``done()`` every 20 ms until it holds or ``timeout`` s pass; the caller stops the graph."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(0.02)
-    return done()
-
-
 def _gr_tx(spec: FrameSpec, pdus: list, n_expected: int):
     """Run semcom_ofdm_tx on messages (PMTs, or ``(meta, data)`` made into PDUs) sent to its ``in`` port.
 
@@ -53,14 +43,11 @@ def _gr_tx(spec: FrameSpec, pdus: list, n_expected: int):
     tx = semcom_ofdm_tx(spec)
     snk = blocks.vector_sink_c()
     tb.connect(tx, snk)
-    tb.start()
-    try:
+
+    def feed() -> None:
         for msg in pdus:
             tx.source.to_basic_block()._post(pmt.intern("in"), make_pdu(*msg) if isinstance(msg, tuple) else msg)
-        _run_until(tb, lambda: len(snk.data()) >= n_expected)
-    finally:
-        tb.stop()
-        tb.wait()
+    run_flowgraph(tb, lambda: len(snk.data()) >= n_expected, TIMEOUT, feed)  # callers check the IQ length
     return np.asarray(snk.data(), dtype=np.complex64), snk.tags(), tx
 
 
@@ -267,8 +254,7 @@ def test_gr_tx_to_gr_rx_loopback():
             tb.send(p, stream_id=i, codec_id=4)
         ok = tb.wait_frames(5, TIMEOUT)
     finally:
-        tb.stop()
-        tb.wait()
+        stop_flowgraph(tb)
     assert ok, f"received {tb.collector.count} of 5 frames; stats {tb.rx.stats()}"
     got = tb.collector.frames()
     assert [m["frame_counter"] for m, _ in got] == list(range(5))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import stop_flowgraph
 from semcom.config import ConfigError, load_config
 from semcom.radio import RadioError
 from semcom.radio.fakes import FakeAir, FakePluto, fake_pluto_factory
@@ -311,10 +312,7 @@ def test_gnuradio_flowgraph_with_fake_radio_blocks(device, gain):
             time.sleep(0.02)
         time.sleep(0.2)
     finally:
-        tx.stop()
-        tx.wait()
-        rx.stop()
-        rx.wait()
+        stop_flowgraph(tx, rx)
     frames = rx.collector.frames()
     assert len(frames) == 4
     assert all(15 < m["snr_db"] < 30 for m, _ in frames)
@@ -481,7 +479,9 @@ def test_tx_and_rx_commands_through_fake_usrp_in_gnuradio(tmp_path, monkeypatch,
         assert main(["tx", "-c", b210, *sets, "--random", "2", "--symbols", "900", "--repeat", "2"]) == 0
         out, err = proc.communicate(timeout=30)
     finally:
-        proc.kill() if proc.poll() is None else None
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)  # reap it and close its pipes
     assert proc.returncode == 0, err[-2000:]
     tx = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert tx["underflows"] == 0 and tx["gains_db"][-1] == 60.0
