@@ -13,6 +13,13 @@ A campaign file (YAML, strictly checked: unknown keys and wrong types are errors
     record_iq: false                      # SigMF capture per payload (frame annotations)
     out: ../runs/campaign_snr             # --out overrides
 
+``payload: {kind: images, images: ../pics, seed: 0}`` sends images instead (``images``: a file, a
+folder or a comma-separated list, relative to this file; payload ``k`` sends image
+``k % count``; without ``images``, seeded synthetic ``SYNTHETIC_SIZE`` scenes): each is encoded by
+the JSCC of ``model.checkpoint`` (default: the shipped one), framed as one stream, sent over the
+link, reassembled (lost chunks erased) and decoded (``jscc`` decoder); ``psnr_db`` and ``ssim``
+compare it with the original. Needs the numpy receiver (``link: simulator`` or a Pluto).
+
 Every point's config is validated before anything runs (a bad sweep value fails at once,
 naming the point and field). ``link: radio`` drives ``radio.device``: pluto / fake_pluto in
 burst mode (cyclic TX + capture, ``semcom.radio.pluto_burst``), uhd / fake_uhd through GNU Radio
@@ -28,8 +35,8 @@ lost or duplicated. Results of a different campaign in the same directory are re
 
 Per row: ``status`` (``ok`` / ``no_frames``), frames sent/received, ``frame_loss``, the receiver's
 ``snr_est_db``, the post-equalisation ``snr_meas_db`` against the sent symbols, ``latency_s``
-(TX start to decoded), and ``psnr_db`` / ``ssim`` / ``accuracy``, **empty until images are
-wired** (the semantic encoder/decoder is another issue). Failures: a device error aborts with
+(TX start to decoded), and, for image payloads, ``psnr_db`` / ``ssim``; ``accuracy`` stays empty
+(``ACCURACY_NOTE``: no classifier checkpoint is shipped yet). Failures: a device error aborts with
 ``CampaignError`` (rows so far intact; rerun to resume); a full disk while recording IQ is
 recorded in the row's ``note`` (IQ recording stops, measurements go on); a full disk while
 appending a row cuts the partial line and aborts.
@@ -64,7 +71,10 @@ ROW_FIELDS = ["point", "payload", "status", "frames_sent", "frames_received", "f
 LINKS = ("simulator", "radio")
 _KEYS = {"config": (str, type(None)), "set": list, "sweep": dict, "payloads_per_point": int, "payload": dict,
          "link": str, "record_iq": bool, "out": (str, type(None)), "timeout_s": (int, float)}
-_PAYLOAD_KEYS = {"kind": str, "streams": int, "symbols": int, "seed": int}
+_PAYLOAD_KEYS = {"kind": str, "streams": int, "symbols": int, "seed": int, "images": str}
+PAYLOAD_KINDS = ("random", "images")
+SYNTHETIC_SIZE = (96, 128)  # (H, W) of the synthetic images ``payload.kind: images`` sends without ``images``
+ACCURACY_NOTE = "accuracy empty: no classifier checkpoint is shipped"
 
 
 class CampaignError(ValueError):
@@ -134,9 +144,20 @@ def load_campaign(path: str | Path) -> Campaign:
         if isinstance(v, bool) or not isinstance(v, _PAYLOAD_KEYS[k]):
             raise bad(f"payload.{k}", f"wrong type {type(v).__name__}")
         payload[k] = v
-    if payload["kind"] != "random":
-        raise bad("payload.kind", f"{payload['kind']!r}: only 'random' PHY payloads exist so far (images need the "
-                                  f"semantic encoder, not built yet)")
+    if payload["kind"] not in PAYLOAD_KINDS:
+        raise bad("payload.kind", f"{payload['kind']!r}: must be one of {', '.join(PAYLOAD_KINDS)}")
+    if "images" in payload:
+        if payload["kind"] != "images":
+            raise bad("payload.images", "only with kind: images")
+        from semcom.imagelink import ImageError, image_paths
+
+        spec = [str((p.parent / s.strip()).resolve()) for s in payload["images"].split(",") if s.strip()]
+        try:
+            if not image_paths(spec):
+                raise ImageError("names no image")
+        except ImageError as e:
+            raise bad("payload.images", str(e)) from None
+        payload["images"] = ",".join(spec)
     if payload["streams"] < 1 or payload["symbols"] < 1:
         raise bad("payload", "streams and symbols must be >= 1")
     n = d.get("payloads_per_point", 4)
@@ -262,6 +283,45 @@ def _exchange_simulator(cfg, tx, index: int):
     return simulate(np.concatenate([tx.iq, tail]), ch), {}
 
 
+def _image_payload(cfg, pl: dict, k: int, codecs: dict):
+    """``(uint8 [H, W, 3] image, CodecRuntime, encoder SNR hint dB)`` for payload ``k``; codecs cached per checkpoint."""
+    from semcom.imagelink import CodecRuntime, find_checkpoint, image_paths, load_image, synthetic_image
+
+    ckpt = str(find_checkpoint("1/6", cfg.model.checkpoint))
+    key = (ckpt, cfg.model.codec_id, cfg.model.device)
+    if key not in codecs:
+        codecs[key] = CodecRuntime(ckpt, codec_id=cfg.model.codec_id, device=cfg.model.device)
+    if pl.get("images"):
+        files = image_paths(pl["images"].split(","))
+        img = load_image(files[k % len(files)])
+    else:
+        img = synthetic_image(*SYNTHETIC_SIZE, seed=pl["seed"] + k)
+    snr = cfg.channel.snr_db
+    return img, codecs[key], float(snr) if snr is not None and np.isfinite(snr) else 10.0
+
+
+def _image_metrics_row(cfg, codec, img: np.ndarray, dec, sid: int, n_symbols: int, snr_hint: float) -> dict:
+    """Reassemble stream ``sid`` from ``dec`` (lost chunks erased), decode it: ``psnr_db``, ``ssim``, ``note``."""
+    from semcom.blocks.phy.chunking import Reassembler
+    from semcom.imagelink import image_metrics
+
+    asm = Reassembler(cfg.frame.max_payload_symbols)
+    got, snrs = None, []
+    for rec, y, nv in zip(dec.frames, dec.payloads, dec.noise_vars):
+        if int(rec["stream_id"]) == sid & 0xFFFF:
+            snrs.append(float(rec["snr_db"]))
+            got = asm.add(sid, int(rec["chunk_index"]), int(rec["chunk_count"]), y, nv) or got
+    if got is None:
+        got = next(iter(asm.flush(sid, total_symbols=n_symbols)), None)
+    if got is None:
+        return {"note": f"image lost (no frame of its stream); {ACCURACY_NOTE}"}
+    snr = float(np.nanmean(snrs)) if np.isfinite(snrs).any() else snr_hint
+    out = codec.decode(got.symbols[:n_symbols], got.noise_var[:n_symbols], snr, img.shape[:2], "jscc")
+    m = image_metrics(out, img)
+    lost = f"{len(got.missing)} of {got.chunk_count} chunks lost; " if got.missing else ""
+    return {"psnr_db": _fmt(m["psnr"]), "ssim": _fmt(m.get("ssim", float("nan"))), "note": lost + ACCURACY_NOTE}
+
+
 def _uses_gnuradio(cfg) -> bool:
     """USRPs (real or fake) run through GNU Radio; PlutoSDRs through pyadi-iio burst mode."""
     from semcom.radio.limits import hardware_kind
@@ -299,6 +359,10 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
         if hardware_kind(base_cfg.radio.device) is None:
             raise CampaignError(f"link: radio needs a radio (radio.device pluto, uhd, fake_pluto, fake_uhd); "
                                 f"the config has {base_cfg.radio.device!r}")
+    images = camp.payload["kind"] == "images"
+    if images and camp.link == "radio" and any(_uses_gnuradio(c) for c in cfgs):
+        raise CampaignError("payload.kind: images needs the numpy receiver (link: simulator or a Pluto); the "
+                            "GNU Radio radio link delivers decoded frames without their noise variances")
     out.mkdir(parents=True, exist_ok=True)
     fp = _fingerprint(camp, base_cfg)
     meta_path = out / "run.json"
@@ -312,7 +376,8 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                 "campaign_sha256": _sha256(camp.source), "config": jsonable(base_cfg.to_dict()),
                 "git_revision": _git_revision(), "model_checkpoint_sha256": _sha256(base_cfg.model.checkpoint),
                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "columns_note":
-                "psnr_db, ssim, accuracy stay empty until images are wired (semantic encoder/decoder)"}
+                ("psnr_db, ssim: image payloads only; " if camp.payload["kind"] == "images"
+                 else "psnr_db, ssim: empty (random payloads); ") + ACCURACY_NOTE}
         tmp = meta_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
         os.replace(tmp, meta_path)
@@ -324,6 +389,7 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
     record = camp.record_iq
     save = record_writer or save_capture
     written = skipped = 0
+    codecs: dict = {}
     try:
         for i, (pt, cfg) in enumerate(zip(points, cfgs)):
             todo = [k for k in range(camp.payloads_per_point) if (str(i), str(k)) not in done]
@@ -341,7 +407,11 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
 
                     radio = PlutoBurst(cfg, factory=radio_factory)
                 for k in todo:
-                    streams = random_payloads(pl["streams"], pl["symbols"], pl["seed"] + 1000 * k)
+                    if images:
+                        img, codec, snr_hint = _image_payload(cfg, pl, k, codecs)
+                        streams = [codec.encode(img, snr_hint)]
+                    else:
+                        streams = random_payloads(pl["streams"], pl["symbols"], pl["seed"] + 1000 * k)
                     t0 = time.perf_counter()
                     # distinct stream ids per payload: a late frame of the previous payload never
                     # matches this one's symbols
@@ -367,6 +437,8 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                     row = {"point": i, "payload": k, **pt, **{c: _fmt(v) for c, v in ev.items() if c in ROW_FIELDS},
                            "status": "ok" if ev["frames_received"] else "no_frames", "latency_s": _fmt(latency),
                            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                    if images:
+                        row.update(_image_metrics_row(cfg, codec, img, dec, sid, streams[0].size, snr_hint))
                     if record and iq is None:
                         row["note"] = "iq not recorded: the GNU Radio link delivers decoded frames only"
                     elif record:
@@ -431,7 +503,7 @@ def plot(out: str | Path, png: str | Path | None = None) -> tuple[list[dict], Pa
 
     Panels, one line per combination of the other swept fields (e.g. decoder, NFE, profile):
     measured post-equalisation SNR and the receiver's estimate vs the first numeric swept field
-    (SNR, TX gain, frequency ...), frame loss vs that field, and, once images are wired, PSNR and
+    (SNR, TX gain, frequency ...), frame loss vs that field, and, for image payloads, PSNR and
     classifier accuracy vs measured SNR.
     """
     import matplotlib
