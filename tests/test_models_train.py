@@ -73,9 +73,15 @@ def test_diffusion_stages_wired(tmp_path):
     assert set(teacher_metrics) >= {"neg_eval_loss", "psnr_teacher_10", "psnr_jscc_10"}
     assert all(math.isfinite(v) for v in teacher_metrics.values()), teacher_metrics
     cm_metrics = train(_opts(tmp_path, stage="consistency", out=str(tmp_path / "c"), steps=6, eval_every=6,
-                             jscc=str(jscc), teacher=str(tmp_path / "t" / "best.safetensors")))
+                             log_every=3, jscc=str(jscc), teacher=str(tmp_path / "t" / "best.safetensors")))
     assert set(cm_metrics) >= {"psnr_cm1_10", "psnr_cm2_10"}
     assert all(math.isfinite(v) for v in cm_metrics.values()), cm_metrics
+    # resume restores the consistency target network too: stopped at 3 + resumed == straight 6 steps
+    cm = dict(stage="consistency", steps=6, eval_every=6, log_every=3, jscc=str(jscc),
+              teacher=str(tmp_path / "t" / "best.safetensors"))
+    train(_opts(tmp_path, out=str(tmp_path / "c2"), stop_at=3, **cm))
+    train(_opts(tmp_path, out=str(tmp_path / "c2"), resume=True, **cm))
+    assert len(_losses(tmp_path / "c")) == 2 and _losses(tmp_path / "c2") == _losses(tmp_path / "c")
     model, cfg, _ = load_model(tmp_path / "c" / "last.safetensors", kind="consistency")
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
