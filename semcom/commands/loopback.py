@@ -328,7 +328,7 @@ def _run(args: argparse.Namespace) -> int:
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = __doc__
-    parser.add_argument("--snr", type=float, default=None,
+    parser.add_argument("--snr", type=_finite_db, default=None,
                         help="Es/N0 per payload symbol in dB (default: channel.snr_db of --config, else 10)")
     parser.add_argument("--channel", choices=("flat", "indoor", "outdoor"), default=None,
                         help="multipath profile (default: channel.profile of the config); indoor/outdoor use "
@@ -371,6 +371,19 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                              "default out/loopback; '' writes nothing)")
     add_config_arguments(parser)
     parser.set_defaults(func=_run)
+
+
+def _finite_db(text: str) -> float:
+    """argparse type: a finite number of dB (``nan``/``inf`` are refused here, naming the option)."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of dB, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return v
 
 
 def run(args: argparse.Namespace) -> int:
