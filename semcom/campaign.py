@@ -61,7 +61,9 @@ import numpy as np
 import yaml
 
 from semcom.blocks.phy.sigmf_io import jsonable
-from semcom.config import ConfigError, _yaml_load, load_config
+from semcom.config import RANDOM_STREAM_SYMBOLS, ConfigError, _yaml_load, load_config
+
+_DEFAULT_PAYLOAD = {"kind": "random", "streams": 1, "symbols": RANDOM_STREAM_SYMBOLS, "seed": 0}
 
 __all__ = ["Campaign", "CampaignError", "load_campaign", "run_campaign", "read_rows", "summarize", "plot",
            "ROW_FIELDS"]
@@ -88,7 +90,7 @@ class Campaign:
     config: str | None
     sweep: dict[str, list]
     payloads_per_point: int = 4
-    payload: dict = field(default_factory=lambda: {"kind": "random", "streams": 1, "symbols": 3072, "seed": 0})
+    payload: dict = field(default_factory=lambda: dict(_DEFAULT_PAYLOAD))
     link: str = "simulator"
     record_iq: bool = False
     out: str | None = None
@@ -137,7 +139,7 @@ def load_campaign(path: str | Path) -> Campaign:
             raise bad(f"sweep.{k}", "must be a section.key config field")
         if not isinstance(v, list) or not v:
             raise bad(f"sweep.{k}", "must be a non-empty list of values")
-    payload = {"kind": "random", "streams": 1, "symbols": 3072, "seed": 0}
+    payload = dict(_DEFAULT_PAYLOAD)
     for k, v in (d.get("payload") or {}).items():
         if k not in _PAYLOAD_KEYS:
             raise bad(f"payload.{k}", f"unknown key (valid keys: {', '.join(_PAYLOAD_KEYS)})")

@@ -33,6 +33,10 @@ import yaml
 
 from semcom.blocks.phy.frame import FrameSpec, FrameSpecError
 
+# Symbols per random test stream (demos, campaigns, tx/zmq-tx): one full frame of the default
+# frame description, derived here so there is no second copy of that default.
+RANDOM_STREAM_SYMBOLS: int = FrameSpec().max_payload_symbols
+
 __all__ = ["Config", "ConfigError", "RadioConfig", "ModelConfig", "LinkConfig", "load_config",
            "config_from_dict", "parse_override", "apply_overrides", "SECTIONS",
            "add_config_arguments", "config_from_args"]

@@ -37,7 +37,7 @@ import numpy as np
 
 from semcom.blocks.phy.sigmf_io import jsonable
 from semcom.blocks.phy.snr import measured_snr_db
-from semcom.config import Config, add_config_arguments, config_from_args
+from semcom.config import RANDOM_STREAM_SYMBOLS, Config, add_config_arguments, config_from_args
 
 __all__ = ["add_parser", "run", "random_streams", "run_numpy_loopback", "run_gnuradio_loopback", "summarize"]
 
@@ -230,7 +230,7 @@ def _channel_overrides(args: argparse.Namespace) -> list[str]:
 def _run_phy(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, _channel_overrides(args))
     args.streams = 3 if args.streams is None else args.streams
-    args.symbols = 3072 if args.symbols is None else args.symbols
+    args.symbols = RANDOM_STREAM_SYMBOLS if args.symbols is None else args.symbols
     if args.streams < 1 or args.symbols < 1:
         raise ValueError("--streams and --symbols must be >= 1")
     streams = random_streams(args.streams, args.symbols, args.seed)

@@ -59,7 +59,7 @@ from semcom.blocks.phy.modulation import bits_per_symbol, demodulate_llr
 from semcom.blocks.phy.sigmf_io import (FRAME_SPEC_KEY, RecordingError, jsonable, open_recording, sigmf_paths,
                                         write_recording)
 from semcom.blocks.phy.tx import FrameTransmitter, normalize_power
-from semcom.config import add_config_arguments, config_from_args
+from semcom.config import RANDOM_STREAM_SYMBOLS, add_config_arguments, config_from_args
 
 __all__ = ["add_parser", "run", "TxResult", "transmit_streams", "DecodeResult", "decode_chunks", "StreamAssembler",
            "save_npz", "stats_json"]
@@ -621,7 +621,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--payload", metavar="X.npy", default=None, help="analog payload [n] or [n_streams, n] "
                                                                      "(default: random unit-power symbols)")
     p.add_argument("--streams", type=int, default=3, help="random streams when no --payload")
-    p.add_argument("--symbols", type=int, default=3072, help="symbols per random stream")
+    p.add_argument("--symbols", type=int, default=RANDOM_STREAM_SYMBOLS, help="symbols per random stream")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=1, help="send the payload this many times (new stream ids)")
     p.add_argument("--address", default=None, help="ZMQ endpoint to bind (default: radio.zmq_address)")

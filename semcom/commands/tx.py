@@ -29,7 +29,7 @@ import time
 
 import yaml
 
-from semcom.config import add_config_arguments, config_from_args
+from semcom.config import RANDOM_STREAM_SYMBOLS, add_config_arguments, config_from_args
 
 __all__ = ["add_parser", "run", "require_radio", "add_radio_arguments", "resolve_radio", "print_dry_run",
            "guarded"]
@@ -49,7 +49,8 @@ def require_radio(cfg, command: str) -> str:
 def add_radio_arguments(parser: argparse.ArgumentParser) -> None:
     """``--symbols``, ``--seed`` (random payloads), ``--backend``, ``--dry-run``, ``--config`` and ``--set``
     (shared by ``semcom tx`` and ``semcom rx``, so both ends rebuild the same random payloads)."""
-    parser.add_argument("--symbols", type=int, default=3072, help="symbols per random stream (default 3072)")
+    parser.add_argument("--symbols", type=int, default=RANDOM_STREAM_SYMBOLS,
+                        help=f"symbols per random stream (default {RANDOM_STREAM_SYMBOLS})")
     parser.add_argument("--seed", type=int, default=0, help="random payload seed (default 0)")
     parser.add_argument("--backend", choices=("auto", "burst", "gnuradio"), default="auto",
                         help="auto: burst for a PlutoSDR, gnuradio for a USRP")

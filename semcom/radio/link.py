@@ -24,6 +24,7 @@ import numpy as np
 
 from semcom.blocks.phy.sigmf_io import jsonable, write_recording
 from semcom.blocks.phy.snr import db
+from semcom.config import RANDOM_STREAM_SYMBOLS
 
 __all__ = ["payload_streams", "build_waveform", "decode_iq", "evaluate", "burst_exchange", "random_payloads",
            "save_capture", "CollectedFrames", "GnuRadioLink"]
@@ -40,7 +41,7 @@ def random_payloads(n_streams: int, n_symbols: int, seed: int) -> list[np.ndarra
     return out
 
 
-def payload_streams(npy: str | None = None, n_random: int | None = None, n_symbols: int = 3072,
+def payload_streams(npy: str | None = None, n_random: int | None = None, n_symbols: int = RANDOM_STREAM_SYMBOLS,
                     seed: int = 0) -> tuple[list[np.ndarray], str]:
     """``(streams, kind)`` from a ``.npy`` file or ``n_random`` random streams.
 
