@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_model
+from .edm import image_from_sample
 from .jscc import JSCC
 from .samplers import consistency_sigmas, karras_sigmas, sample_consistency, sample_heun
 
@@ -83,4 +84,4 @@ class SemanticCodec:
             sig = consistency_sigmas(n, cfg.sigma_min, cfg.sigma_max)
             x0 = sample_consistency(denoise, torch.randn(est.shape, generator=generator) * sig[0], sig,
                                     generator, cfg.sigma_min)
-        return ((x0 + 1.0) / 2.0).clamp(0, 1)
+        return ((image_from_sample(x0, cond, cfg.residual) + 1.0) / 2.0).clamp(0, 1)

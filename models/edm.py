@@ -8,10 +8,23 @@ effective target has unit variance everywhere.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-__all__ = ["EDMDenoiser", "edm_loss", "sample_training_sigmas"]
+__all__ = ["EDMDenoiser", "edm_loss", "sample_training_sigmas", "diffusion_target", "image_from_sample"]
+
+
+def diffusion_target(x: torch.Tensor, cond: torch.Tensor, residual: bool) -> torch.Tensor:
+    """What the diffusion model generates: the image ``x`` (``[B, 3, H, W]`` in [-1, 1]) or, for a
+    residual model, ``x - cond`` (``cond``: the JSCC estimate in [-1, 1])."""
+    return x - cond if residual else x
+
+
+def image_from_sample(x0: torch.Tensor, cond: torch.Tensor, residual: bool) -> torch.Tensor:
+    """Inverse of ``diffusion_target``: a generated sample back to an image in [-1, 1] (unclamped)."""
+    return x0 + cond if residual else x0
 
 
 class EDMDenoiser(nn.Module):
@@ -40,8 +53,13 @@ def sample_training_sigmas(batch: int, generator: torch.Generator | None = None,
 
 def edm_loss(denoiser: EDMDenoiser, x0: torch.Tensor, cond: torch.Tensor, snr_db: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
-    """Weighted denoising loss on clean images ``x0`` in [-1, 1] (scalar)."""
-    sigma = sample_training_sigmas(x0.shape[0], generator).to(x0.device)
+    """Weighted denoising loss on clean samples ``x0`` (scalar).
+
+    The log-normal noise levels are centred relative to ``sigma_data`` (EDM's ``P_mean = -1.2``
+    is for ``sigma_data = 0.5``), so a residual model with a small ``sigma_data`` trains on
+    noise levels that matter for it."""
+    p_mean = -1.2 + math.log(denoiser.sigma_data / 0.5)
+    sigma = sample_training_sigmas(x0.shape[0], generator, p_mean=p_mean).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     sd = denoiser.sigma_data
     weight = (sigma ** 2 + sd ** 2) / (sigma * sd) ** 2  # [B]

@@ -20,7 +20,7 @@ from .classifier import Classifier
 from .config import ChannelConfig, classifier_preset, jscc_preset, unet_preset
 from .consistency import ConsistencyFunction, consistency_distillation_loss
 from .data import BatchSampler, load_cifar10, synthetic_images
-from .edm import EDMDenoiser, edm_loss
+from .edm import EDMDenoiser, diffusion_target, edm_loss, image_from_sample
 from .jscc import JSCC
 from .metrics import psnr
 from .samplers import consistency_sigmas, karras_sigmas, sample_consistency, sample_heun
@@ -144,18 +144,20 @@ class TeacherStage(_DiffusionStage):
         self.model = EDMDenoiser(UNet(self.config), self.config.sigma_data)
 
     def loss(self, g: torch.Generator, step: int) -> torch.Tensor:
-        x0, cond, snr = self.batch(g)
-        return edm_loss(self.model, x0, cond, snr, g)
+        x, cond, snr = self.batch(g)
+        return edm_loss(self.model, diffusion_target(x, cond, self.config.residual), cond, snr, g)
 
     @torch.no_grad()
     def evaluate(self, ema: EDMDenoiser) -> dict[str, float]:
         m: dict[str, float] = {}
         x, cond, snr = self.eval_set(10.0)
         g = torch.Generator().manual_seed(2)
-        m["neg_eval_loss"] = -sum(edm_loss(ema, x * 2 - 1, cond, snr, g).item() for _ in range(4)) / 4
+        x0 = diffusion_target(x * 2 - 1, cond, self.config.residual)
+        m["neg_eval_loss"] = -sum(edm_loss(ema, x0, cond, snr, g).item() for _ in range(4)) / 4
         sig = karras_sigmas(self.eval_steps, self.config.sigma_min, self.config.sigma_max)
         noise = torch.randn(x.shape, generator=g) * sig[0]
-        out = sample_heun(lambda v, s: ema(v, s, cond, snr), noise, sig)
+        out = image_from_sample(sample_heun(lambda v, s: ema(v, s, cond, snr), noise, sig), cond,
+                                self.config.residual)
         m["psnr_jscc_10"] = psnr((cond + 1) / 2, x).mean().item()
         m["psnr_teacher_10"] = psnr((out + 1) / 2, x).mean().item()
         return m
@@ -184,7 +186,8 @@ class ConsistencyStage(_DiffusionStage):
             with torch.no_grad():
                 for pt, ps in zip(self.target.parameters(), self.model.parameters()):
                     pt.lerp_(ps, 1 - self.target_decay)
-        x0, cond, snr = self.batch(g)
+        x, cond, snr = self.batch(g)
+        x0 = diffusion_target(x, cond, self.config.residual)
         return consistency_distillation_loss(self.model, self.target, self.teacher, x0, cond, snr,
                                              self.n_steps, self.config.sigma_max, g)
 
@@ -198,6 +201,7 @@ class ConsistencyStage(_DiffusionStage):
             sig = consistency_sigmas(nfe, self.config.sigma_min, self.config.sigma_max)
             noise = torch.randn(x.shape, generator=g) * sig[0]
             out = sample_consistency(lambda v, s: ema(v, s, cond, snr), noise, sig, g, self.config.sigma_min)
+            out = image_from_sample(out, cond, self.config.residual)
             m[f"psnr_cm{nfe}_10"] = psnr((out + 1) / 2, x).mean().item()
         return m
 
