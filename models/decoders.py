@@ -17,6 +17,7 @@ from torch import nn
 
 from .checkpoint import load_model
 from .edm import image_from_sample
+from .runtime import channels_last
 from .jscc import JSCC
 from .samplers import consistency_sigmas, karras_sigmas, sample_consistency, sample_heun
 
@@ -41,6 +42,9 @@ class SemanticCodec:
     teacher: nn.Module | None = None
     consistency: nn.Module | None = None
     teacher_steps: int = 10
+
+    def __post_init__(self) -> None:
+        channels_last(self.jscc, self.teacher, self.consistency)  # ~2x faster batch-1 CPU decoding
 
     @classmethod
     def from_checkpoints(cls, jscc: str, teacher: str = "", consistency: str = "",

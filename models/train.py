@@ -34,6 +34,7 @@ import torch
 
 from .checkpoint import load_training_state, save_model, save_training_state
 from .options import TrainOptions
+from .runtime import channels_last
 
 __all__ = ["TrainOptions", "train", "lr_at", "ema_update"]
 
@@ -82,6 +83,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     g = torch.Generator().manual_seed(opts.seed)
     stage = build_stage(opts, g)
     model = stage.model
+    channels_last(model, *(getattr(stage, a, None) for a in ("jscc", "teacher", "target")))
     ema = copy.deepcopy(model).requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)

@@ -1,5 +1,6 @@
 """Metrics (PSNR, SSIM, MS-SSIM, Fréchet distance), the classifier, the decoders and `semcom eval`."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,10 +10,10 @@ import torch
 from semcom.cli import main
 from semcom.models.checkpoint import save_model
 from semcom.models.classifier import Classifier
-from semcom.models.config import classifier_preset, jscc_preset, unet_preset
+from semcom.models.config import UNetConfig, classifier_preset, jscc_preset, unet_preset
 from semcom.models.consistency import ConsistencyFunction
 from semcom.models.decoders import SemanticCodec, parse_decoder
-from semcom.models.edm import EDMDenoiser
+from semcom.models.edm import EDMDenoiser, diffusion_target, image_from_sample
 from semcom.models.evaluate import evaluate, format_table
 from semcom.models.jscc import JSCC
 from semcom.models.metrics import frechet_distance, ms_ssim, psnr, ssim
@@ -62,6 +63,32 @@ def test_decoders_and_nfe():
     for d in ("jscc", "teacher", "cm1", "cm2"):
         out = codec.decode(y, nv, 5.0, (40, 24), d, torch.Generator().manual_seed(0))
         assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+
+
+def test_residual_diffusion_decoders_fall_back_to_the_jscc_estimate():
+    """A residual model generates x - estimate: with a zero network (the UNet's output layer is
+    zero-initialized) its samples are the JSCC estimate up to the tiny sigma_max * c_skip term,
+    whereas a whole-image model with the same network returns (almost) no image at all."""
+    torch.manual_seed(0)
+    j = JSCC(jscc_preset("tiny", "1/6")).eval()
+    cfg = UNetConfig(channels=(8, 16), blocks=1, emb_dim=16, residual=True, sigma_data=0.2, sigma_max=10.0)
+    whole = dataclasses.replace(cfg, residual=False)
+    codec = SemanticCodec(j, EDMDenoiser(UNet(cfg), 0.2).eval(), ConsistencyFunction(UNet(cfg), 0.2).eval(),
+                          teacher_steps=3)
+    plain = SemanticCodec(j, None, ConsistencyFunction(UNet(whole), 0.2).eval())
+    x = torch.rand(2, 3, 32, 32)
+    y = codec.encode(x, 10.0)
+    nv = torch.full(y.shape, 0.1)
+    est = codec.decode(y, nv, 10.0, (32, 32), "jscc")
+    for d in ("cm1", "teacher"):  # (cm2 re-noises to sigma ~0.5 and a zero network cannot denoise that)
+        out = codec.decode(y, nv, 10.0, (32, 32), d, torch.Generator().manual_seed(0))
+        assert (out - est).abs().max() < 0.02, d
+    far = plain.decode(y, nv, 10.0, (32, 32), "cm1", torch.Generator().manual_seed(0))
+    assert (far - est).abs().mean() > 0.1
+    t = torch.randn(2, 3, 8, 8)
+    c = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(image_from_sample(diffusion_target(t, c, True), c, True), t)
+    assert torch.equal(diffusion_target(t, c, False), t)
 
 
 def test_evaluate_rows_mixed_sizes_and_labels():
