@@ -65,26 +65,29 @@ def test_decoders_and_nfe():
         assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
 
 
-def test_residual_diffusion_decoders_fall_back_to_the_jscc_estimate():
-    """A residual model generates x - estimate: with a zero network (the UNet's output layer is
-    zero-initialized) its samples are the JSCC estimate up to the tiny sigma_max * c_skip term,
-    whereas a whole-image model with the same network returns (almost) no image at all."""
+def test_residual_diffusion_decoders_centre_on_the_jscc_estimate():
+    """A residual model generates x - estimate. A zero network (the UNet's output layer is
+    zero-initialized) is the exact denoiser of the prior N(0, sigma_data^2): the 1-step
+    consistency decoder then returns the JSCC estimate (up to the tiny c_skip(sigma_max) term),
+    and the teacher's ODE samples estimate + N(0, sigma_data^2), i.e. spread 0.1 in [0, 1]
+    units. A whole-image model with the same network returns flat grey."""
     torch.manual_seed(0)
     j = JSCC(jscc_preset("tiny", "1/6")).eval()
     cfg = UNetConfig(channels=(8, 16), blocks=1, emb_dim=16, residual=True, sigma_data=0.2, sigma_max=10.0)
     whole = dataclasses.replace(cfg, residual=False)
     codec = SemanticCodec(j, EDMDenoiser(UNet(cfg), 0.2).eval(), ConsistencyFunction(UNet(cfg), 0.2).eval(),
-                          teacher_steps=3)
+                          teacher_steps=18)
     plain = SemanticCodec(j, None, ConsistencyFunction(UNet(whole), 0.2).eval())
-    x = torch.rand(2, 3, 32, 32)
+    x = torch.rand(4, 3, 32, 32)
     y = codec.encode(x, 10.0)
     nv = torch.full(y.shape, 0.1)
     est = codec.decode(y, nv, 10.0, (32, 32), "jscc")
-    for d in ("cm1", "teacher"):  # (cm2 re-noises to sigma ~0.5 and a zero network cannot denoise that)
-        out = codec.decode(y, nv, 10.0, (32, 32), d, torch.Generator().manual_seed(0))
-        assert (out - est).abs().max() < 0.02, d
-    far = plain.decode(y, nv, 10.0, (32, 32), "cm1", torch.Generator().manual_seed(0))
-    assert (far - est).abs().mean() > 0.1
+    g = torch.Generator().manual_seed(0)
+    assert (codec.decode(y, nv, 10.0, (32, 32), "cm1", g) - est).abs().max() < 0.01
+    spread = (codec.decode(y, nv, 10.0, (32, 32), "teacher", g) - est).std().item()
+    assert spread == pytest.approx(0.1, rel=0.15)
+    flat = plain.decode(y, nv, 10.0, (32, 32), "cm1", g)
+    assert (flat - 0.5).abs().max() < 0.01  # the whole-image model ignores the estimate: mid-grey
     t = torch.randn(2, 3, 8, 8)
     c = torch.randn(2, 3, 8, 8)
     assert torch.allclose(image_from_sample(diffusion_target(t, c, True), c, True), t)
