@@ -21,6 +21,7 @@ from semcom.models.unet import UNet
 
 
 def test_psnr_ssim_known_values():
+    torch.manual_seed(0)
     x = torch.rand(2, 3, 32, 32)
     assert torch.all(ssim(x, x) > 0.9999)
     noisy = x + 0.1 * torch.randn_like(x)
