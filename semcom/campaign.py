@@ -61,7 +61,7 @@ import numpy as np
 import yaml
 
 from semcom.blocks.phy.sigmf_io import jsonable
-from semcom.config import RANDOM_STREAM_SYMBOLS, ConfigError, _yaml_load, load_config
+from semcom.config import RANDOM_STREAM_SYMBOLS, ConfigError, load_config, yaml_load
 
 _DEFAULT_PAYLOAD = {"kind": "random", "streams": 1, "symbols": RANDOM_STREAM_SYMBOLS, "seed": 0}
 
@@ -117,7 +117,7 @@ def load_campaign(path: str | Path) -> Campaign:
     if not p.is_file():
         raise CampaignError(f"{p}: campaign file not found")
     try:
-        d = _yaml_load(p.read_text(encoding="utf-8"))
+        d = yaml_load(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise CampaignError(f"{p}: cannot read campaign: {e}") from None
     if not isinstance(d, dict):

@@ -38,7 +38,7 @@ from semcom.blocks.phy.frame import FrameSpec, FrameSpecError
 RANDOM_STREAM_SYMBOLS: int = FrameSpec().max_payload_symbols
 
 __all__ = ["Config", "ConfigError", "RadioConfig", "ModelConfig", "LinkConfig", "load_config",
-           "config_from_dict", "parse_override", "apply_overrides", "SECTIONS",
+           "config_from_dict", "parse_override", "apply_overrides", "SECTIONS", "yaml_load",
            "add_config_arguments", "config_from_args"]
 
 SECTIONS = ("frame", "channel", "radio", "model", "link")
@@ -323,7 +323,8 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def _yaml_load(text: str) -> Any:
+def yaml_load(text: str) -> Any:
+    """Parse YAML text as the config files are read (safe loader; ``2e6`` is a float). Raises ``yaml.YAMLError``."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
@@ -339,7 +340,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if path[0] not in SECTIONS:
         raise ConfigError(path[0], f"unknown section in override {text!r} (valid sections: {', '.join(SECTIONS)})")
     try:
-        value = _yaml_load(raw) if raw.strip() else None
+        value = yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(key.strip(), f"cannot parse value {raw!r}: {e}") from None
     return path, value
@@ -382,7 +383,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | None 
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError("", f"cannot read config file: {e}", source) from None
         try:
-            raw = _yaml_load(text)
+            raw = yaml_load(text)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
