@@ -14,11 +14,18 @@ A campaign file (YAML, strictly checked: unknown keys and wrong types are errors
     out: ../runs/campaign_snr             # --out overrides
 
 ``payload: {kind: images, images: ../pics, seed: 0}`` sends images instead (``images``: a file, a
-folder or a comma-separated list, relative to this file; payload ``k`` sends image
+folder or a comma-separated list, relative to this file, or ``cifar10:PATH:N``: the first ``N``
+images of a CIFAR-10 npz, ``PATH`` a folder holding ``test.npz`` or the npz itself, in the fixed
+shuffle of ``semcom.bench_compare.load_images``, labels from its ``y``; payload ``k`` sends image
 ``k % count``; without ``images``, seeded synthetic ``SYNTHETIC_SIZE`` scenes): each is encoded by
 the JSCC of ``model.checkpoint`` (default: the shipped one), framed as one stream, sent over the
-link, reassembled (lost chunks erased) and decoded (``jscc`` decoder); ``psnr_db`` and ``ssim``
-compare it with the original. Needs the numpy receiver (``link: simulator`` or a Pluto).
+link, reassembled (lost chunks erased, with the receiver's per-symbol noise variance) and decoded
+(``jscc`` decoder); ``psnr_db`` and ``ssim`` compare it with the original. The shipped CIFAR-10
+classifier (``CLASSIFIER``; images resized to 32x32 first) then gives ``accuracy`` (its top-1 on
+the reconstruction equals the label: labelled CIFAR-10 images only) and ``agreement`` (its top-1
+on the reconstruction equals its top-1 on the original: any image), 1 or 0 per row, so a point's
+mean is the accuracy / agreement rate; an image lost entirely counts 0 for both. Works on every
+link (simulator, Pluto burst mode, USRP through GNU Radio).
 
 Every point's config is validated before anything runs (a bad sweep value fails at once,
 naming the point and field). ``link: radio`` drives ``radio.device``: pluto / fake_pluto in
@@ -35,8 +42,8 @@ lost or duplicated. Results of a different campaign in the same directory are re
 
 Per row: ``status`` (``ok`` / ``no_frames``), frames sent/received, ``frame_loss``, the receiver's
 ``snr_est_db``, the post-equalisation ``snr_meas_db`` against the sent symbols, ``latency_s``
-(TX start to decoded), and, for image payloads, ``psnr_db`` / ``ssim``; ``accuracy`` stays empty
-(``ACCURACY_NOTE``: no classifier checkpoint is shipped yet). Failures: a device error aborts with
+(TX start to decoded), and, for image payloads, ``psnr_db`` / ``ssim`` / ``accuracy`` /
+``agreement`` (``ACCURACY_NOTE``). Failures: a device error aborts with
 ``CampaignError`` (rows so far intact; rerun to resume); a full disk while recording IQ is
 recorded in the row's ``note`` (IQ recording stops, measurements go on); a full disk while
 appending a row cuts the partial line and aborts.
@@ -69,14 +76,26 @@ __all__ = ["Campaign", "CampaignError", "load_campaign", "run_campaign", "read_r
            "ROW_FIELDS"]
 
 ROW_FIELDS = ["point", "payload", "status", "frames_sent", "frames_received", "frame_loss", "snr_est_db",
-              "snr_meas_db", "latency_s", "psnr_db", "ssim", "accuracy", "iq_file", "note", "time_utc"]
+              "snr_meas_db", "latency_s", "psnr_db", "ssim", "accuracy", "agreement", "iq_file", "note", "time_utc"]
 LINKS = ("simulator", "radio")
 _KEYS = {"config": (str, type(None)), "set": list, "sweep": dict, "payloads_per_point": int, "payload": dict,
          "link": str, "record_iq": bool, "out": (str, type(None)), "timeout_s": (int, float)}
 _PAYLOAD_KEYS = {"kind": str, "streams": int, "symbols": int, "seed": int, "images": str}
 PAYLOAD_KINDS = ("random", "images")
 SYNTHETIC_SIZE = (96, 128)  # (H, W) of the synthetic images ``payload.kind: images`` sends without ``images``
-ACCURACY_NOTE = "accuracy empty: no classifier checkpoint is shipped"
+CIFAR_PREFIX = "cifar10:"
+
+
+def _shipped_classifier() -> Path:
+    import semcom.models as m  # light: the package folder (installed or editable), no torch
+
+    return Path(m.__path__[0]) / "checkpoints" / "classifier.safetensors"
+
+
+CLASSIFIER = _shipped_classifier()  # the CIFAR-10 evaluation classifier (models/checkpoints/README.md)
+ACCURACY_NOTE = ("accuracy: shipped CIFAR-10 classifier's top-1 on the reconstruction == label (labelled CIFAR-10 "
+                 "images only); agreement: its top-1 on the reconstruction == its top-1 on the original (any "
+                 "image, resized to 32x32); 1/0 per row, a lost image counts 0")
 
 
 class CampaignError(ValueError):
@@ -151,6 +170,13 @@ def load_campaign(path: str | Path) -> Campaign:
     if "images" in payload:
         if payload["kind"] != "images":
             raise bad("payload.images", "only with kind: images")
+    if payload.get("images", "").startswith(CIFAR_PREFIX):
+        try:
+            npz, count = _cifar_spec(payload["images"], p.parent)
+        except ValueError as e:
+            raise bad("payload.images", str(e)) from None
+        payload["images"] = f"{CIFAR_PREFIX}{npz}:{count}"
+    elif "images" in payload:
         from semcom.imagelink import ImageError, image_paths
 
         spec = [str((p.parent / s.strip()).resolve()) for s in payload["images"].split(",") if s.strip()]
@@ -285,28 +311,111 @@ def _exchange_simulator(cfg, tx, index: int):
     return simulate(np.concatenate([tx.iq, tail]), ch), {}
 
 
-def _image_payload(cfg, pl: dict, k: int, codecs: dict):
-    """``(uint8 [H, W, 3] image, CodecRuntime, encoder SNR hint dB)`` for payload ``k``; codecs cached per checkpoint."""
-    from semcom.imagelink import CodecRuntime, find_checkpoint, image_paths, load_image, synthetic_image
+def _cifar_spec(spec: str, base: Path | None = None) -> tuple[Path, int]:
+    """``cifar10:PATH:N`` -> (npz path, N); ``PATH`` (relative to ``base``) is a folder holding
+    ``test.npz`` or an npz file. Raises ValueError saying what is wrong."""
+    path, sep, count = spec[len(CIFAR_PREFIX):].rpartition(":")
+    if not spec.startswith(CIFAR_PREFIX) or not sep or not path:
+        raise ValueError(f"{spec!r} must look like cifar10:PATH:N (a CIFAR-10 folder or npz and an image count)")
+    try:
+        n = int(count)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{spec!r}: the image count {count!r} must be an integer >= 1")
+    p = ((base / path) if base is not None else Path(path)).resolve()
+    npz = p / "test.npz" if p.is_dir() else p
+    if not npz.is_file() or npz.suffix != ".npz":
+        raise ValueError(f"{spec!r}: {npz} is not an npz file (give a folder holding test.npz or the npz)")
+    return npz, n
+
+
+class _ImageSource:
+    """The images of ``payload``: ``get(k)`` -> ``(uint8 [H, W, 3], label or None)`` for payload ``k``."""
+
+    def __init__(self, pl: dict):
+        from semcom.imagelink import image_paths
+
+        spec = pl.get("images") or ""
+        self.seed = pl["seed"]
+        self.arrays: list[np.ndarray] | None = None
+        self.labels: np.ndarray | None = None
+        self.files = []
+        if spec.startswith(CIFAR_PREFIX):
+            from semcom.bench_compare import load_images
+
+            npz, n = _cifar_spec(spec)
+            try:
+                self.arrays, self.labels, _ = load_images(npz, n)
+            except (OSError, ValueError, KeyError) as e:
+                raise CampaignError(f"payload.images: {npz}: {e}") from None
+        elif spec:
+            self.files = image_paths(spec.split(","))
+
+    def get(self, k: int) -> tuple[np.ndarray, int | None]:
+        from semcom.imagelink import load_image, synthetic_image
+
+        if self.arrays is not None:
+            i = k % len(self.arrays)
+            return self.arrays[i], (None if self.labels is None else int(self.labels[i]))
+        if self.files:
+            return load_image(self.files[k % len(self.files)]), None
+        return synthetic_image(*SYNTHETIC_SIZE, seed=self.seed + k), None
+
+
+class _Classifier:
+    """The shipped CIFAR-10 classifier: ``top1(uint8 [H, W, 3]) -> class`` (resized to 32x32 first)."""
+
+    def __init__(self, path: str | Path = CLASSIFIER):
+        from semcom.bench_compare import load_classifier
+
+        self.model = load_classifier(str(path))
+
+    def top1(self, img: np.ndarray) -> int:
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.array(img, np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+        if tuple(x.shape[-2:]) != (32, 32):
+            x = F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
+        with torch.no_grad():
+            return int(self.model(x).argmax(1)[0])
+
+
+def _image_payload(cfg, pl: dict, k: int, cache: dict):
+    """``(uint8 [H, W, 3] image, label or None, CodecRuntime, encoder SNR hint dB)`` for payload ``k``;
+    the image source and the codecs (per checkpoint) are kept in ``cache``."""
+    from semcom.imagelink import CodecRuntime, find_checkpoint
 
     ckpt = str(find_checkpoint("1/6", cfg.model.checkpoint))
     key = (ckpt, cfg.model.codec_id, cfg.model.device)
-    if key not in codecs:
-        codecs[key] = CodecRuntime(ckpt, codec_id=cfg.model.codec_id, device=cfg.model.device)
-    if pl.get("images"):
-        files = image_paths(pl["images"].split(","))
-        img = load_image(files[k % len(files)])
-    else:
-        img = synthetic_image(*SYNTHETIC_SIZE, seed=pl["seed"] + k)
+    if key not in cache:
+        cache[key] = CodecRuntime(ckpt, codec_id=cfg.model.codec_id, device=cfg.model.device)
+    if "images" not in cache:
+        cache["images"] = _ImageSource(pl)
+    img, label = cache["images"].get(k)
     snr = cfg.channel.snr_db
-    return img, codecs[key], float(snr) if snr is not None and np.isfinite(snr) else 10.0
+    return img, label, cache[key], float(snr) if snr is not None and np.isfinite(snr) else 10.0
 
 
-def _image_metrics_row(cfg, codec, img: np.ndarray, dec, sid: int, n_symbols: int, snr_hint: float) -> dict:
-    """Reassemble stream ``sid`` from ``dec`` (lost chunks erased), decode it: ``psnr_db``, ``ssim``, ``note``."""
+def _classifier(cache: dict) -> "_Classifier | None":
+    """The shipped classifier, loaded once (None when the checkpoint is missing)."""
+    if "classifier" not in cache:
+        cache["classifier"] = _Classifier() if CLASSIFIER.is_file() else None
+    return cache["classifier"]
+
+
+def _image_metrics_row(cfg, codec, img: np.ndarray, dec, sid: int, n_symbols: int, snr_hint: float,
+                       clf: "_Classifier | None" = None, label: int | None = None) -> dict:
+    """Reassemble stream ``sid`` from ``dec`` (``frames``, ``payloads``, ``noise_vars``; lost chunks
+    erased), decode it: ``psnr_db``, ``ssim``, with ``clf`` ``accuracy`` (``label`` given) and
+    ``agreement`` (1/0), and ``note``."""
     from semcom.blocks.phy.chunking import Reassembler
     from semcom.imagelink import image_metrics
 
+    cls: dict[str, Any] = {}
+    if clf is not None:  # a lost image: no decision, counted wrong
+        cls = {"agreement": 0, **({"accuracy": 0} if label is not None else {})}
     asm = Reassembler(cfg.frame.max_payload_symbols)
     got, snrs = None, []
     for rec, y, nv in zip(dec.frames, dec.payloads, dec.noise_vars):
@@ -316,12 +425,35 @@ def _image_metrics_row(cfg, codec, img: np.ndarray, dec, sid: int, n_symbols: in
     if got is None:
         got = next(iter(asm.flush(sid, total_symbols=n_symbols)), None)
     if got is None:
-        return {"note": f"image lost (no frame of its stream); {ACCURACY_NOTE}"}
+        return {**cls, "note": "image lost (no frame of its stream)" + (": counted misclassified" if cls else "")}
     snr = float(np.nanmean(snrs)) if np.isfinite(snrs).any() else snr_hint
     out = codec.decode(got.symbols[:n_symbols], got.noise_var[:n_symbols], snr, img.shape[:2], "jscc")
     m = image_metrics(out, img)
-    lost = f"{len(got.missing)} of {got.chunk_count} chunks lost; " if got.missing else ""
-    return {"psnr_db": _fmt(m["psnr"]), "ssim": _fmt(m.get("ssim", float("nan"))), "note": lost + ACCURACY_NOTE}
+    if clf is not None:
+        pred = clf.top1(out)
+        cls = {"agreement": int(pred == clf.top1(img)), **({"accuracy": int(pred == label)} if label is not None else {})}
+    lost = f"{len(got.missing)} of {got.chunk_count} chunks lost" if got.missing else ""
+    return {"psnr_db": _fmt(m["psnr"]), "ssim": _fmt(m.get("ssim", float("nan"))), **cls, "note": lost}
+
+
+def _gr_image_frames(gr_link, sid: int):
+    """The frames of stream ``sid`` the GNU Radio receiver delivered, with their per-symbol noise
+    variance (``semcom_ofdm_rx`` meta ``noise_var``), in the layout ``_image_metrics_row`` reads.
+    (``exchange`` returns ``CollectedFrames``, which keeps scalar metadata only.)"""
+    from types import SimpleNamespace
+
+    frames, payloads, nvs = [], [], []
+    for meta, y in gr_link.rx.collector.frames():
+        if int(meta.get("stream_id", -1)) != sid & 0xFFFF:
+            continue
+        y = np.asarray(y, np.complex64)
+        nv = meta.get("noise_var")
+        if nv is None or np.size(nv) != y.size:  # no per-symbol variance: the frame's SNR estimate
+            nv = np.full(y.size, 10 ** (-float(meta.get("snr_db", 10.0)) / 10), np.float32)
+        frames.append({k: v for k, v in meta.items() if np.isscalar(v)})
+        payloads.append(y)
+        nvs.append(np.asarray(nv, np.float32))
+    return SimpleNamespace(frames=frames, payloads=payloads, noise_vars=nvs)
 
 
 def _uses_gnuradio(cfg) -> bool:
@@ -362,9 +494,16 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
             raise CampaignError(f"link: radio needs a radio (radio.device pluto, uhd, fake_pluto, fake_uhd); "
                                 f"the config has {base_cfg.radio.device!r}")
     images = camp.payload["kind"] == "images"
-    if images and camp.link == "radio" and any(_uses_gnuradio(c) for c in cfgs):
-        raise CampaignError("payload.kind: images needs the numpy receiver (link: simulator or a Pluto); the "
-                            "GNU Radio radio link delivers decoded frames without their noise variances")
+    cache: dict = {}  # image source, codecs, classifier
+    model_sha = _sha256(base_cfg.model.checkpoint)
+    if images:
+        from semcom.imagelink import ImageError, find_checkpoint
+
+        try:
+            cache["images"] = _ImageSource(camp.payload)
+            model_sha = _sha256(find_checkpoint("1/6", base_cfg.model.checkpoint))
+        except (ImageError, FileNotFoundError) as e:
+            raise CampaignError(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)
     fp = _fingerprint(camp, base_cfg)
     meta_path = out / "run.json"
@@ -376,10 +515,12 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
     else:
         meta = {"fingerprint": fp, "campaign": camp.to_dict(), "campaign_file": camp.source,
                 "campaign_sha256": _sha256(camp.source), "config": jsonable(base_cfg.to_dict()),
-                "git_revision": _git_revision(), "model_checkpoint_sha256": _sha256(base_cfg.model.checkpoint),
+                "git_revision": _git_revision(), "model_checkpoint_sha256": model_sha,
+                "classifier_sha256": _sha256(CLASSIFIER) if images else None,
                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "columns_note":
-                ("psnr_db, ssim: image payloads only; " if camp.payload["kind"] == "images"
-                 else "psnr_db, ssim: empty (random payloads); ") + ACCURACY_NOTE}
+                ("psnr_db, ssim, accuracy, agreement: image payloads only; " if images
+                 else "psnr_db, ssim, accuracy, agreement: empty (random payloads); ") + ACCURACY_NOTE +
+                ("" if CLASSIFIER.is_file() else f"; no classifier at {CLASSIFIER}: accuracy/agreement empty")}
         tmp = meta_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
         os.replace(tmp, meta_path)
@@ -391,7 +532,6 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
     record = camp.record_iq
     save = record_writer or save_capture
     written = skipped = 0
-    codecs: dict = {}
     try:
         for i, (pt, cfg) in enumerate(zip(points, cfgs)):
             todo = [k for k in range(camp.payloads_per_point) if (str(i), str(k)) not in done]
@@ -410,7 +550,7 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                     radio = PlutoBurst(cfg, factory=radio_factory)
                 for k in todo:
                     if images:
-                        img, codec, snr_hint = _image_payload(cfg, pl, k, codecs)
+                        img, label, codec, snr_hint = _image_payload(cfg, pl, k, cache)
                         streams = [codec.encode(img, snr_hint)]
                     else:
                         streams = random_payloads(pl["streams"], pl["symbols"], pl["seed"] + 1000 * k)
@@ -439,10 +579,15 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                     row = {"point": i, "payload": k, **pt, **{c: _fmt(v) for c, v in ev.items() if c in ROW_FIELDS},
                            "status": "ok" if ev["frames_received"] else "no_frames", "latency_s": _fmt(latency),
                            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                    notes = []
                     if images:
-                        row.update(_image_metrics_row(cfg, codec, img, dec, sid, streams[0].size, snr_hint))
+                        got = _gr_image_frames(gr_link, sid) if gr_link is not None else dec
+                        m = _image_metrics_row(cfg, codec, img, got, sid, streams[0].size, snr_hint,
+                                               _classifier(cache), label)
+                        notes.append(m.pop("note"))
+                        row.update(m)
                     if record and iq is None:
-                        row["note"] = "iq not recorded: the GNU Radio link delivers decoded frames only"
+                        notes.append("iq not recorded: the GNU Radio link delivers decoded frames only")
                     elif record:
                         base = out / "iq" / f"p{i:03d}_n{k:03d}"
                         base.parent.mkdir(exist_ok=True)
@@ -451,11 +596,12 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                                  extra={"point": i, "payload": k, "sweep": pt})
                             row["iq_file"] = str(base.relative_to(out)) + ".sigmf-meta"
                         except OSError as e:
-                            row["note"] = f"iq not recorded: {e}" + (" (IQ recording stopped)"
-                                                                     if e.errno == errno.ENOSPC else "")
+                            notes.append(f"iq not recorded: {e}" + (" (IQ recording stopped)"
+                                                                    if e.errno == errno.ENOSPC else ""))
                             if e.errno == errno.ENOSPC:
                                 record = False
-                            log(f"campaign: point {i} payload {k}: {row['note']}")
+                            log(f"campaign: point {i} payload {k}: {notes[-1]}")
+                    row["note"] = "; ".join(n for n in notes if n)
                     writer.write(row)
                     written += 1
                     if after_row is not None:
@@ -480,7 +626,8 @@ def _f(v: str) -> float:
 
 
 def summarize(out: str | Path) -> list[dict[str, Any]]:
-    """One dict per point: swept fields, payloads, mean frame loss / SNR est / SNR meas / latency / PSNR."""
+    """One dict per point: swept fields, payloads, mean frame loss / SNR est / SNR meas / latency / PSNR /
+    SSIM / accuracy / agreement (None where a column is empty)."""
     rows = read_rows(out)
     if not rows:
         raise CampaignError(f"{out}: no results.csv rows")
@@ -493,8 +640,8 @@ def summarize(out: str | Path) -> list[dict[str, Any]]:
     for p in sorted(by, key=int):
         rs = by[p]
         d: dict[str, Any] = {"point": int(p), **{k: rs[0][k] for k in sweep}, "payloads": len(rs)}
-        for col in ("frame_loss", "snr_est_db", "snr_meas_db", "latency_s", "psnr_db", "ssim", "accuracy"):
-            v = np.array([_f(r[col]) for r in rs])
+        for col in ("frame_loss", "snr_est_db", "snr_meas_db", "latency_s", "psnr_db", "ssim", "accuracy", "agreement"):
+            v = np.array([_f(r.get(col)) for r in rs])  # a column older runs lack reads as nan
             d[col] = float(np.nanmean(v)) if np.isfinite(v).any() else None
         table.append(d)
     return table
@@ -505,8 +652,8 @@ def plot(out: str | Path, png: str | Path | None = None) -> tuple[list[dict], Pa
 
     Panels, one line per combination of the other swept fields (e.g. decoder, NFE, profile):
     measured post-equalisation SNR and the receiver's estimate vs the first numeric swept field
-    (SNR, TX gain, frequency ...), frame loss vs that field, and, for image payloads, PSNR and
-    classifier accuracy vs measured SNR.
+    (SNR, TX gain, frequency ...), frame loss vs that field, and, for image payloads, PSNR,
+    classifier accuracy (labelled images) and classifier agreement vs measured SNR.
     """
     import matplotlib
 
@@ -518,15 +665,15 @@ def plot(out: str | Path, png: str | Path | None = None) -> tuple[list[dict], Pa
     xkey = next((k for k in sweep if all(np.isfinite(_f(t[k])) for t in table)), None)
     groups = [k for k in sweep if k != xkey]
     panels = [("snr", "SNR (dB)"), ("frame_loss", "frame loss")]
-    panels += [(c, {"psnr_db": "PSNR (dB)", "accuracy": "accuracy"}[c]) for c in ("psnr_db", "accuracy")
-               if any(t[c] is not None for t in table)]
+    quality = {"psnr_db": "PSNR (dB)", "accuracy": "classifier accuracy", "agreement": "classifier agreement"}
+    panels += [(c, label) for c, label in quality.items() if any(t[c] is not None for t in table)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
     series: dict[str, list[dict]] = {}
     for t in table:
         series.setdefault(", ".join(f"{k}={t[k]}" for k in groups) or "all", []).append(t)
     for ax, (col, ylabel) in zip(axes[0], panels):
         for label, ts in series.items():
-            if col in ("psnr_db", "accuracy"):  # quality vs what the decoder saw
+            if col in quality:  # quality vs what the decoder saw
                 pts = sorted((t["snr_meas_db"], t[col]) for t in ts if t["snr_meas_db"] is not None and t[col] is not None)
                 ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", label=label)
                 ax.set_xlabel("measured post-equalisation SNR (dB)")

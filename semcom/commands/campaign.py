@@ -5,6 +5,9 @@
 
 Examples in ``campaigns/``. See ``semcom/campaign.py`` for the campaign file and the output
 layout (``results.csv`` row per payload, ``run.json`` metadata, SigMF captures under ``iq/``).
+Image payloads (``payload: {kind: images, images: pics/ | cifar10:PATH:N}``) add PSNR, SSIM and
+the shipped CIFAR-10 classifier's ``accuracy`` (labelled CIFAR-10 images) and ``agreement``
+(reconstruction vs original) per row, over any link (simulator, Pluto, USRP through GNU Radio).
 """
 
 from __future__ import annotations
