@@ -233,7 +233,8 @@ def print_image_summary(r: dict) -> None:
 
 
 def benchmark(cfg, codec, sizes=((32, 32), (128, 128), (512, 768)), repeats: int = 5, decoders: str = "jscc",
-              nfe: int = 1, burst: int = 20, timeout: float = 300.0) -> dict[str, Any]:
+              nfe: int = 1, burst: int = 20, timeout: float = 300.0,
+              keepup: tuple[tuple[int, int, int], ...] = ((32, 32, 100), (256, 256, 8))) -> dict[str, Any]:
     """End-to-end latency and throughput through the GNU Radio loopback.
 
     Per image size (``(H, W)``): ``repeats`` images sent one at a time (each after the previous
@@ -242,7 +243,11 @@ def benchmark(cfg, codec, sizes=((32, 32), (128, 128), (512, 768)), repeats: int
     second decoder's latency includes the first's), median/min/max. Then ``burst``
     32x32 images back to back: images/s and the receiver's sample rate during the run (samples
     it consumed / wall-clock seconds; the rate it kept up with, a lower bound of what it can do).
+    Last, per ``(H, W, n)`` of ``keepup``, the receiver alone over ``n`` images prepared offline
+    (``semcom.rx_keepup``): the link sample rate it keeps up with.
     """
+    from semcom.rx_keepup import measure_keepup
+
     from semcom.imagelink import synthetic_image
 
     rows = []
@@ -273,7 +278,9 @@ def benchmark(cfg, codec, sizes=((32, 32), (128, 128), (512, 768)), repeats: int
            "rx_samples": int(rep["receiver_stats"].get("samples", 0)),
            "rx_samples_per_s": rep["receiver_stats"].get("samples", 0) / span if lat else None,
            "dropped_backlog": rep["decoder_stats"]["dropped_backlog"]}
-    return {"rows": rows, "throughput_32x32": thr, "frame_spec": str(cfg.frame),
+    keep = [measure_keepup(cfg, codec, decoders, nfe, n_images=n, size=(h, w), snr_db=cfg.channel.snr_db or 20.0,
+                           timeout=timeout) for h, w, n in keepup]
+    return {"rows": rows, "throughput_32x32": thr, "keepup": keep, "frame_spec": str(cfg.frame),
             "codec": rep["codec"], "snr_db": cfg.channel.snr_db}
 
 
@@ -290,4 +297,7 @@ def format_benchmark(b: dict) -> str:
                  f"{t['seconds']:.2f} s = "
                  f"{t['images_per_s']:.1f} images/s; receiver consumed {t['rx_samples_per_s'] / 1e6:.2f} MS/s "
                  f"({t['rx_samples']} samples), decoder backlog drops {t['dropped_backlog']}")
+    from semcom.rx_keepup import format_keepup
+
+    lines += [format_keepup(k) for k in b.get("keepup", [])]
     return "\n".join(lines)
