@@ -80,6 +80,7 @@ class PlutoBurst:
         self.sdr: Any = None
         self.tx_scale: float | None = None
         self.gain_log: list[float] = []
+        self._tx_active = False  # this process loaded the cyclic TX buffer (close() then destroys it)
 
     def _where(self) -> str:
         return f"PlutoSDR at {self.radio.uri or 'the default URI'!r}"
@@ -140,6 +141,7 @@ class PlutoBurst:
                    max(PLUTO_MIN_TX_GAIN, steps[0] - RAMP_SPAN_DB / max(len(steps), 1)))
         self._call("setting tx_cyclic_buffer", setattr, self.sdr, "tx_cyclic_buffer", True)
         self._call("tx()", self.sdr.tx, data)
+        self._tx_active = True
         for g in steps:
             self._call(f"setting tx_hardwaregain_chan0 = {g:.2f}", setattr, self.sdr, "tx_hardwaregain_chan0", g)
             self.gain_log.append(g)
@@ -150,6 +152,7 @@ class PlutoBurst:
         if self.sdr is not None:
             self._call("setting tx_hardwaregain_chan0", setattr, self.sdr, "tx_hardwaregain_chan0", PLUTO_MIN_TX_GAIN)
             self._call("tx_destroy_buffer()", self.sdr.tx_destroy_buffer)
+            self._tx_active = False
 
     # ------------------------------------------------------------------ RX
     def capture(self, n: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -182,9 +185,13 @@ class PlutoBurst:
         return iq, {"settle_samples": settle, "buffers": buffers, "overflows": None}
 
     def close(self) -> None:
+        """Release the device; a cyclic TX buffer this object loaded is destroyed (a receive-only
+        process leaves another process's transmission alone)."""
         if self.sdr is not None:
-            try:
-                self.sdr.tx_destroy_buffer()
-            except Exception:  # noqa: BLE001 (best effort on the way out)
-                pass
+            if self._tx_active:
+                try:
+                    self.sdr.tx_destroy_buffer()
+                except Exception:  # noqa: BLE001 (best effort on the way out)
+                    pass
+                self._tx_active = False
             self.sdr = None
