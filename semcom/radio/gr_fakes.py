@@ -3,10 +3,13 @@
 Same setters as the real blocks (so ``blocks/gr/radio.py`` configures them with the same code),
 samples through ``semcom.radio.fakes.FakeAir``:
 
-* ``FakeRadioSink`` (complex in): appends every input sample to the air as a one-shot stream;
-  counts ``tx_sob``/``tx_eob`` bursts. The UHD flavour has the ``async_msgs`` message port and
-  publishes an ``underflow`` event every ``underflow_every`` bursts (0: never) in the layout of
-  gr-uhd (``(uhd_async_msg . ((event_code . underflow) ...))``).
+* ``FakeRadioSink`` (complex in): appends every input sample to the air as a one-shot stream,
+  a whole burst at a time (up to its ``tx_eob`` tag: a receiver reading faster than the
+  flowgraph hands samples over must never see half a burst followed by silence, which a real
+  device streaming a burst does not produce); counts ``tx_sob``/``tx_eob`` bursts. The UHD
+  flavour has the ``async_msgs`` message port and publishes an ``underflow`` event every
+  ``underflow_every`` bursts (0: never) in the layout of gr-uhd
+  (``(uhd_async_msg . ((event_code . underflow) ...))``).
 * ``FakeRadioSource`` (complex out): reads the air at about ``speed * sample_rate`` samples per
   second of wall clock (a real radio delivers at the sample rate, noise when nothing is sent);
   with a file-backed air it polls for another process's transmission every 50 ms.
@@ -107,6 +110,8 @@ class FakeRadioSink(gr.sync_block, _Setters):
         self.underflow_every = int(underflow_every)
         self.bursts = 0
         self.samples = 0
+        self._held: list[np.ndarray] = []  # samples of the burst in progress
+        self._held_n = 0
         if flavour == "uhd":
             self.message_port_register_out(pmt.intern("async_msgs"))
 
@@ -118,18 +123,32 @@ class FakeRadioSink(gr.sync_block, _Setters):
         _Setters.set_attenuation(self, chan, att)
         self.air.set_tx_gain(self.settings["gain"])
 
+    MAX_HELD = 1 << 20  # samples held without a tx_eob before they go out anyway (untagged streams)
+
+    def _release(self, x: np.ndarray, end: bool) -> None:
+        self._held.append(np.array(x))
+        self._held_n += len(x)
+        if end or self._held_n >= self.MAX_HELD:
+            self.air.transmit(np.concatenate(self._held), self.settings["gain"], cyclic=False, append=True)
+            self._held, self._held_n = [], 0
+
     def work(self, input_items, output_items):
         x = input_items[0]
-        self.air.transmit(x, self.settings["gain"], cyclic=False, append=True)
         self.samples += len(x)
-        for tag in self.get_tags_in_window(0, 0, len(x)):
+        start, done = self.nitems_read(0), 0
+        for tag in sorted(self.get_tags_in_window(0, 0, len(x)), key=lambda t: t.offset):
             if pmt.eq(tag.key, _EOB):
+                end = int(tag.offset - start) + 1
+                self._release(x[done:end], True)
+                done = end
                 self.bursts += 1
                 if self.flavour == "uhd" and self.underflow_every and self.bursts % self.underflow_every == 0:
                     event = pmt.make_dict()
                     event = pmt.dict_add(event, pmt.intern("event_code"), pmt.intern("underflow"))
                     event = pmt.dict_add(event, pmt.intern("channel"), pmt.from_long(0))
                     self.message_port_pub(pmt.intern("async_msgs"), pmt.cons(pmt.intern("uhd_async_msg"), event))
+        if done < len(x):
+            self._release(x[done:], False)
         return len(x)
 
 
