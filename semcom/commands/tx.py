@@ -1,13 +1,19 @@
-"""``semcom tx``: transmit PHY payloads on a radio.
+"""``semcom tx``: transmit images or PHY payloads on a radio.
 
+    semcom tx --config hw_configs/pluto.yaml --image photo.jpg [--ratio 1/6] [--snr-hint 10]
+    semcom tx --config hw_configs/usrp_b210.yaml --image pics/ --repeat 3
+    semcom tx --config hw_configs/pluto.yaml --image photo.jpg --dry-run
     semcom tx --config hw_configs/pluto.yaml --random 4 [--symbols 3072] [--duration 10]
     semcom tx --config hw_configs/usrp_b210.yaml --payload symbols.npy --set radio.tx_gain_db=50
-    semcom tx --config hw_configs/pluto.yaml --random 4 --dry-run
 
-Payloads: ``--random N`` streams of unit-power random symbols (seed ``--seed``; ``semcom rx
+Payloads: ``--image PATH`` (a PNG/JPEG/... file, a folder of them or a comma-separated list; any
+size): each image is encoded by the semantic (JSCC) encoder and sent as one stream, a
+descriptor frame (size, ratio, codec id) then its analog symbols, stream ids from
+``link.stream_id`` in the order given (the order ``semcom rx --decode --reference`` expects).
+The checkpoint: ``--set model.checkpoint=PATH``, else the shipped/trained one for ``--ratio``
+(default 1/6). ``--random N`` streams of unit-power random symbols (seed ``--seed``; ``semcom rx
 --expect-random N`` rebuilds them to measure the SNR) or ``--payload X.npy`` (complex
-symbols [n] or [k, n]; 0/1 integers are sent as digital bits). Images plug in here once the
-semantic encoder exists.
+symbols [n] or [k, n]; 0/1 integers are sent as digital bits).
 
 Back ends (``--backend``): ``burst`` (PlutoSDR default: pyadi-iio, the frames go into the
 cyclic TX buffer and repeat for ``--duration`` seconds; no underflow possible) or
@@ -17,7 +23,8 @@ ramps up to ``radio.tx_gain_db`` over ``radio.tx_ramp_s``. ``radio.device: fake_
 ``fake_uhd`` use the test doubles of ``semcom.radio.fakes`` (the fake air is a directory,
 ``SEMCOM_FAKE_AIR``), so ``semcom rx`` in another process receives the frames.
 
-``--dry-run`` validates, prints the resolved config and the plan, and touches no device.
+``--dry-run`` validates (config, images, checkpoint), prints the resolved config and the plan
+(images, sizes, symbols, frames, samples, air time, checkpoint) and touches no device.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import time
 
 import yaml
 
+from semcom.blocks.phy.sigmf_io import jsonable
 from semcom.config import RANDOM_STREAM_SYMBOLS, add_config_arguments, config_from_args
 
 __all__ = ["add_parser", "run", "require_radio", "add_radio_arguments", "resolve_radio", "print_dry_run",
@@ -80,8 +88,16 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     src = parser.add_mutually_exclusive_group()
+    src.add_argument("--image", metavar="PATH", help="image file, folder or comma-separated list (semantic encoder)")
     src.add_argument("--payload", metavar="X.npy", help="symbols [n] or [k, n] (complex) or bits (0/1 integers)")
     src.add_argument("--random", metavar="N", type=int, help="N random unit-power payload streams")
+    img = parser.add_argument_group("images (--image)")
+    img.add_argument("--ratio", default=None,
+                     help="bandwidth ratio of the shipped/trained JSCC checkpoint (1/6, 1/24; default 1/6 or the "
+                          "ratio of model.checkpoint)")
+    img.add_argument("--snr-hint", type=float, default=10.0,
+                     help="SNR (dB, Es/N0) the encoder is told (default 10; the receiver decodes with its own "
+                          "estimate)")
     parser.add_argument("--duration", type=float, default=10.0,
                         help="burst mode: seconds the cyclic buffer plays (default 10; 0 = until Ctrl-C)")
     parser.add_argument("--repeat", type=int, default=1, help="gnuradio mode: times the payloads are sent")
@@ -104,34 +120,67 @@ def run(args: argparse.Namespace) -> int:
     return guarded("tx", _run, args)
 
 
+def _image_payload(cfg, args, dry_run: bool):
+    """``(sends, plan fields)`` for ``--image``: the images encoded (rows only on a dry run)."""
+    import math
+
+    from semcom.imagelink import image_paths, load_image
+    from semcom.radio.images import encode_images, image_plan, load_codec
+
+    if not math.isfinite(args.snr_hint):
+        raise ValueError(f"--snr-hint must be finite, got {args.snr_hint}")
+    images = [(load_image(p), str(p)) for p in image_paths(args.image)]
+    codec = load_codec(cfg, args.ratio)
+    first = cfg.link.stream_id
+    if dry_run:
+        sends, rows = [], image_plan(cfg, codec, images, first)
+    else:
+        sends, rows = encode_images(cfg, codec, images, args.snr_hint, first)
+    return sends, {"images": rows, "checkpoint": codec.checkpoint, "ratio": str(codec.ratio),
+                   "codec_id": codec.codec_id, "snr_hint_db": args.snr_hint}
+
+
 def _run(args: argparse.Namespace) -> int:
-    from semcom.radio.link import build_waveform, payload_streams
     from semcom.radio.limits import limits_for
+    from semcom.radio.link import build_waveform, payload_streams, waveform_of
     from semcom.radio.pluto_burst import ramp_steps
 
     cfg, kind, backend = resolve_radio(args, "tx")
-    if args.payload is None and args.random is None:
-        raise ValueError("give --payload X.npy or --random N")
+    if args.payload is None and args.random is None and args.image is None:
+        raise ValueError("give --image PATH, --payload X.npy or --random N")
     if args.repeat < 1 or args.duration < 0:
         raise ValueError("--repeat must be >= 1 and --duration >= 0")
-    streams, pkind = payload_streams(args.payload, args.random, args.symbols, args.seed)
-    tx = build_waveform(cfg, streams, pkind)
     r = cfg.radio
+    if args.image is not None:
+        sends, extra = _image_payload(cfg, args, args.dry_run)
+        pkind = "images"
+        n_frames = sum(row["frames"] for row in extra["images"])
+        n_samples = cfg.frame.guard_len + sum(row["samples"] for row in extra["images"])
+        tx = None if args.dry_run else waveform_of(cfg, sends)
+    else:
+        streams, pkind = payload_streams(args.payload, args.random, args.symbols, args.seed)
+        sends = [(x, {"stream_id": (cfg.link.stream_id + i) & 0xFFFF, "codec_id": cfg.model.codec_id, "kind": pkind})
+                 for i, x in enumerate(streams)]
+        extra = {"streams": len(streams)}
+        tx = build_waveform(cfg, streams, pkind)
+        n_frames, n_samples = len(tx.headers), int(tx.iq.size)
     lim = limits_for(r.device, r.model, r.daughterboard)
-    plan = {"device": r.device, "uri": r.uri, "backend": backend, "streams": len(streams), "kind": pkind,
-            "frames": len(tx.headers), "samples": int(tx.iq.size),
-            "airtime_s": tx.iq.size / r.sample_rate, "center_freq": r.center_freq, "sample_rate": r.sample_rate,
-            "tx_gain_ramp_db": ramp_steps(r.tx_gain_db, r.tx_ramp_steps, lim.tx_gain[0]),
+    airtime = n_samples / r.sample_rate
+    plan = {"device": r.device, "uri": r.uri, "backend": backend, "kind": pkind, **extra,
+            "frames": n_frames, "samples": n_samples, "airtime_s": airtime, "center_freq": r.center_freq,
+            "sample_rate": r.sample_rate, "tx_gain_ramp_db": ramp_steps(r.tx_gain_db, r.tx_ramp_steps, lim.tx_gain[0]),
             "tx_ramp_s": r.tx_ramp_s,
             "mode": (f"cyclic buffer for {args.duration:g} s" if backend == "burst" and args.duration
                      else "cyclic buffer until Ctrl-C" if backend == "burst" else f"send {args.repeat} time(s)")}
+    if backend == "burst":  # a capture of two periods holds every frame whole wherever it starts
+        plan["rx_duration_min_s"] = 2 * airtime
     if args.dry_run:
         return print_dry_run(cfg, plan)
     if backend == "burst":
         res = _tx_burst(cfg, tx, args.duration)
     else:
-        res = _tx_gnuradio(cfg, tx, streams, pkind, args.repeat)
-    print(json.dumps({**plan, **res}, default=float))
+        res = _tx_gnuradio(cfg, tx, sends, args.repeat)
+    print(json.dumps(jsonable({**plan, **res})))
     return 0
 
 
@@ -156,7 +205,8 @@ def _tx_burst(cfg, tx, duration: float) -> dict:
             "underflow_note": "cyclic buffer: the FPGA replays it, no host underflow possible"}
 
 
-def _tx_gnuradio(cfg, tx, streams, kind: str, repeat: int) -> dict:
+def _tx_gnuradio(cfg, tx, sends, repeat: int) -> dict:
+    """``sends`` (``(data, meta)``) ``repeat`` times through ``RadioTx``; waits until the sink took them."""
     from semcom.blocks.gr.radio import RadioTx
     from semcom.blocks.phy.tx import normalize_power
 
@@ -166,10 +216,8 @@ def _tx_gnuradio(cfg, tx, streams, kind: str, repeat: int) -> dict:
     try:
         tb.ramp()
         for _ in range(repeat):
-            for i, x in enumerate(streams):
-                if kind == "analog":
-                    x, _ = normalize_power(x)
-                tb.send(x, stream_id=(cfg.link.stream_id + i) & 0xFFFF, codec_id=cfg.model.codec_id, kind=kind)
+            for x, meta in sends:
+                tb.send(normalize_power(x)[0] if meta.get("kind", "analog") != "digital" else x, **meta)
         total = repeat * (tx.iq.size - cfg.frame.guard_len)
         deadline = time.monotonic() + 10.0 + 2 * total / cfg.radio.sample_rate
         while tb.sink.nitems_read(0) < total and time.monotonic() < deadline:
