@@ -1,10 +1,14 @@
-"""Live receiver view for ``semcom rx --gui`` (pyqtgraph; works offscreen with ``QT_QPA_PLATFORM=offscreen``).
+"""Live receiver dashboard for ``semcom rx --gui`` (pyqtgraph; works offscreen with ``QT_QPA_PLATFORM=offscreen``).
 
-Three panels: the equalised payload symbols of the latest frame (what the decoder gets), the
-receiver's SNR estimate per frame, and a status line (frames, mean SNR, overflows). The
-receiver runs in a worker thread and hands frames over with ``push`` (a bounded queue: frames are
-dropped from the view, never from the receiver, when the GUI lags); a ``QTimer`` refreshes
-persistent plot items at 25 Hz. Widgets are touched only from the Qt thread.
+The dashboard of ``semcom loopback --gui`` (``semcom.loopback_gui.LoopbackDashboard``) fed by a
+receiver instead of a loopback flowgraph: spectrum of the received samples, constellation of
+the latest frame's equalised payload (and header symbols in GNU Radio mode), the receiver's SNR
+estimate per frame, PSNR per decoded image (with a reference), and the latest original |
+reconstruction side by side with a status line. The receiver runs in a worker thread and hands
+data over with ``push`` / ``push_spectrum`` / ``push_image`` (bounded queues: dropped from the
+view, never from the receiver, when the GUI lags); in GNU Radio mode ``attach(tb)`` adds taps
+to the ``RadioRx`` flowgraph instead. A ``QTimer`` refreshes persistent plot items at 25 Hz;
+widgets are touched only from the Qt thread.
 """
 
 from __future__ import annotations
@@ -15,70 +19,73 @@ from typing import Any, Callable
 
 import numpy as np
 
+from semcom.loopback_gui import FFT, LoopbackDashboard
+
 __all__ = ["RxMonitor", "run_window"]
 
-MAX_POINTS = 4096  # constellation points drawn per frame
-SNR_HISTORY = 500
 
-
-class RxMonitor:
+class RxMonitor(LoopbackDashboard):
     """``run(worker)`` shows the window, runs ``worker(monitor)`` in a thread and returns its result
     when it ends (the window then closes; ``png`` saves a screenshot first)."""
 
     def __init__(self, title: str = "semcom rx"):
-        import pyqtgraph as pg  # noqa: PLC0415 (GUI only)
-        from PyQt5 import QtWidgets  # noqa: PLC0415
+        super().__init__(title)
+        self._label.setText("waiting for frames ...")
+        # where the original / reconstruction sit in the window, (left, top, right, bottom) pixels
+        # (for screenshots: the plot items are gone once the window is closed)
+        self.image_regions: dict[str, tuple[int, int, int, int]] = {}
+        for item in (self._orig, self._recon):  # view boxes settle their range when they paint
+            item.getViewBox().sigRangeChanged.connect(self._locate_images)
+            item.getViewBox().sigResized.connect(self._locate_images)
 
-        self._app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-        self._queue: queue.Queue = queue.Queue(maxsize=256)
-        self.win = pg.GraphicsLayoutWidget(title=title)
-        self.win.resize(900, 400)
-        const = self.win.addPlot(title="equalised payload symbols (latest frame)")
-        const.setAspectLocked(True)
-        const.setRange(xRange=(-2, 2), yRange=(-2, 2))
-        self._scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(60, 120, 255, 150))
-        const.addItem(self._scatter)
-        snr = self.win.addPlot(title="SNR estimate per frame (dB)")
-        snr.showGrid(x=True, y=True, alpha=0.3)
-        self._curve = snr.plot(pen=pg.mkPen(width=2), symbol="o", symbolSize=4)
-        self.win.nextRow()
-        self._label = self.win.addLabel("waiting for frames ...", colspan=2)
-        self._snr: list[float] = []
-        self.frames = 0
-        self.status: dict[str, Any] = {}
+    def _locate_images(self, *_: Any) -> None:
+        for name, item in (("original", self._orig), ("reconstruction", self._recon)):
+            try:
+                if item.image is None or item.scene() is None:  # nothing shown, or the window is closing
+                    continue
+                r = self.win.mapFromScene(item.mapRectToScene(item.boundingRect())).boundingRect()
+            except RuntimeError:  # the Qt object is gone (window closed)
+                continue
+            self.image_regions[name] = (r.left(), r.top(), r.right(), r.bottom())
+
+    def refresh(self) -> None:
+        super().refresh()
+        self._locate_images()
+
+    def attach(self, tb) -> None:
+        """GNU Radio mode: spectrum tap on the radio source, frame/header taps on ``semcom_ofdm_rx`` (before start)."""
+        from semcom.loopback_gui import _tap_blocks
+
+        SpectrumTap, FrameTap = _tap_blocks()
+        self._spec_tap = SpectrumTap(self.spectra, period=int(tb.cfg.radio.sample_rate // 10))
+        self._frame_tap = FrameTap(self.frames)
+        tb.connect(tb.source, self._spec_tap)
+        tb.msg_connect(tb.rx, "header_syms", self._frame_tap, "hdr")
 
     def push(self, items: list[tuple[dict, np.ndarray]]) -> None:
         """Worker thread: hand over ``(meta, payload)`` frames (meta needs ``snr_db``)."""
-        for item in items:
+        for meta, payload in items:
             try:
-                self._queue.put_nowait(item)
+                self.frames.put_nowait(("in", meta, np.asarray(payload)))
             except queue.Full:  # the view lags: drop from the view only
                 pass
 
+    def push_spectrum(self, iq: np.ndarray) -> None:
+        """Worker thread: a snapshot of received samples for the spectrum (burst mode: the capture)."""
+        x = np.asarray(iq)
+        if x.size >= FFT:
+            try:
+                self.spectra.put_nowait(x[-FFT * 8:].copy())
+            except queue.Full:
+                pass
+
+    def push_image(self, res: dict, original: np.ndarray | None = None) -> None:
+        """Worker thread: a decoded image (``res`` with ``image`` uint8 [H, W, 3], ``stream_id``, ``decoder``,
+        optional ``psnr``) and the original it is compared with (None: unknown)."""
+        self.on_result(res, original)
+
     def set_status(self, **kw: Any) -> None:
         self.status.update(kw)
-
-    def _refresh(self) -> None:
-        latest = None
-        while True:
-            try:
-                meta, payload = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            self.frames += 1
-            self._snr.append(float(meta.get("snr_db", np.nan)))
-            latest = payload
-        if latest is not None:
-            z = np.asarray(latest)[:MAX_POINTS]
-            self._scatter.setData(z.real, z.imag)
-            self._curve.setData(np.asarray(self._snr[-SNR_HISTORY:]))
-        snr = np.asarray(self._snr, float)
-        mean = f"{np.nanmean(snr):.1f} dB" if snr.size and np.isfinite(snr).any() else "-"
-        extra = "  ".join(f"{k} {v}" for k, v in self.status.items())
-        self._label.setText(f"frames {self.frames}   mean SNR {mean}   {extra}")
-
-    def run(self, worker: Callable[["RxMonitor"], Any], png: str | None = None) -> Any:
-        return run_window(self._app, self.win, self._refresh, lambda: worker(self), png)
 
 
 def run_window(app, win, refresh: Callable[[], None], worker: Callable[[], Any], png: str | None = None,
@@ -113,6 +120,8 @@ def run_window(app, win, refresh: Callable[[], None], worker: Callable[[], Any],
             if png:
                 win.grab().save(png)
         if hold >= 0 and time.monotonic() - ended[0] >= hold:
+            timer.stop()  # pyqtgraph's close() deletes the plot items: no refresh after it
+            done.stop()
             win.close()
             app.quit()
 
