@@ -21,7 +21,8 @@ cannot resynchronise inside a codec stream shows). Nothing decodable gives the f
 
 SNR: Es/N0 per complex symbol (``semcom.blocks.phy.snr``). ``awgn_llr`` adds the noise to the
 QAM symbols directly; ``phy_llr`` sends them through the OFDM PHY's digital payload mode
-(``FrameTransmitter.modulate_stream(kind="digital")`` -> ``ChannelSimulator`` -> ``receive``).
+(``phylink.exchange``: ``FrameTransmitter.modulate_stream(kind="digital")`` -> channel -> receiver,
+in numpy or in GNU Radio).
 Capacity bound (``capacity_bytes``): ``floor(n_channel_symbols * log2(1 + SNR) / 8)`` bytes fed
 to the same codec rate control (ideal channel code, no framing).
 """
@@ -121,29 +122,50 @@ def receive_image(llr: np.ndarray, blocks: list, shape: tuple[int, int, int]) ->
     """Coded-bit LLRs (positive = bit 0; 0 where a frame was lost) -> (uint8 image, info).
 
     ``llr`` holds at least ``sum(block.n)`` values (the QAM padding after them is ignored).
-    ``info``: ``blocks_ok`` (list of bool), ``bytes_kept`` (container bytes handed to the image
-    decoder), ``decoded`` (bool, False when the fallback image was shown).
+    ``info``: ``blocks_ok`` (per block True/False; None after the first lost block: not decoded),
+    ``bytes_kept`` (container bytes handed to the image decoder), ``decoded`` (bool, False when the
+    fallback image was shown).
     """
     return receive_images([llr], blocks, [shape])[0]
 
 
 def receive_images(llrs: list[np.ndarray], blocks: list, shapes: list[tuple[int, int, int]]
                    ) -> list[tuple[np.ndarray, dict]]:
-    """``receive_image`` for several images sent with the same ``blocks``, decoded in one gr-fec pass each code."""
-    n = sum(c.n for c in blocks)
+    """``receive_image`` for several images sent with the same ``blocks``.
+
+    Blocks are decoded in stages (block 0, then the next 4, 16, ... blocks), each stage one gr-fec
+    pass per code over the images whose blocks all passed so far: the container is cut at the first
+    lost block, so the blocks after it cannot change the image and are not decoded (their
+    ``blocks_ok`` entry is None). Same images as decoding every block, much faster below the cliff.
+    """
     if not blocks:
         return [(fallback_image(s), {"blocks_ok": [], "bytes_kept": 0, "decoded": False}) for s in shapes]
+    n = sum(c.n for c in blocks)
     parts = []
     for llr in llrs:
         llr = np.asarray(llr, np.float64).ravel()
         if llr.size < n:
             raise ValueError(f"llr: {llr.size} values, the blocks need {n}")
         parts.append(llr[:n])
-    data, ok = ldpc.decode(np.concatenate(parts), list(blocks) * len(parts))
-    n_info, nb = ldpc.info_bits(blocks), len(blocks)
+    nb = len(blocks)
+    starts = np.cumsum([0] + [c.n for c in blocks])
+    pay = np.cumsum([0] + [c.payload for c in blocks])
+    data = [np.zeros(int(pay[-1]), np.uint8) for _ in parts]
+    ok: list[list] = [[None] * nb for _ in parts]
+    alive, a, step = list(range(len(parts))), 0, 1
+    while alive and a < nb:
+        b = min(nb, a + step)
+        d, k = ldpc.decode(np.concatenate([parts[i][starts[a]:starts[b]] for i in alive]), list(blocks[a:b]) * len(alive))
+        m, still = int(pay[b] - pay[a]), []
+        for j, i in enumerate(alive):
+            data[i][pay[a]:pay[b]] = d[j * m:(j + 1) * m]
+            kk = k[j * (b - a):(j + 1) * (b - a)]
+            ok[i][a:b] = [bool(v) for v in kk]
+            if kk.all():
+                still.append(i)
+        alive, a, step = still, b, step * 4
     out = []
-    for i, shape in enumerate(shapes):
-        d, k = data[i * n_info:(i + 1) * n_info], ok[i * nb:(i + 1) * nb]
+    for d, k, shape in zip(data, ok, shapes):
         good_bits = 0
         for c, fine in zip(blocks, k):
             if not fine:
@@ -151,7 +173,7 @@ def receive_images(llrs: list[np.ndarray], blocks: list, shapes: list[tuple[int,
             good_bits += c.payload
         kept = np.packbits(d[:good_bits - good_bits % 8]).tobytes()
         img, decoded = decode_container(kept, shape)
-        out.append((img, {"blocks_ok": k.tolist(), "bytes_kept": len(kept), "decoded": decoded}))
+        out.append((img, {"blocks_ok": k, "bytes_kept": len(kept), "decoded": decoded}))
     return out
 
 
@@ -162,44 +184,22 @@ def awgn_llr(symbols: np.ndarray, scheme: BaselineScheme, snr_db: float, rng: np
 
 
 def phy_llr(bits: np.ndarray, scheme: BaselineScheme, snr_db: float, *, spec=None, channel: dict | None = None,
-            seed: int = 0, stream_id: int = 1) -> tuple[np.ndarray, dict]:
-    """Coded bits through the OFDM PHY (digital payload) and the channel simulator -> (LLRs, info).
+            seed: int = 0, stream_id: int = 1, engine: str = "numpy") -> tuple[np.ndarray, dict]:
+    """Coded bits through the OFDM PHY (digital payload) and the channel -> (LLRs float64 [bits.size], info).
 
-    Frames from ``FrameTransmitter.modulate_stream(kind="digital")`` are sent back to back with
-    ``guard`` zeros, through ``ChannelSimulator`` (``channel`` overrides of ``ChannelConfig``,
-    default flat AWGN at ``snr_db``), then ``receive``. LLRs of each received chunk are placed by
-    its chunk index; those of lost chunks stay 0. ``info``: ``frames_sent``, ``frames_ok``,
+    ``phylink.exchange`` with ``kind="digital"``: ``FrameTransmitter.modulate_stream`` frames ->
+    channel (``channel`` overrides of ``ChannelConfig``, default flat AWGN at ``snr_db`` with
+    ``seed``) -> receiver (``engine`` numpy or gnuradio). LLRs of each received chunk are placed
+    by its chunk index; those of lost chunks stay 0. ``info``: ``frames_sent``, ``frames_ok``,
     ``snr_est_db`` (mean of the receiver's estimates).
     """
-    from semcom.blocks.phy.channel import ChannelConfig, ChannelSimulator
-    from semcom.blocks.phy.frame import FrameSpec
-    from semcom.blocks.phy.rx import receive
-    from semcom.blocks.phy.tx import FrameTransmitter
+    from .phylink import exchange, llr_of
 
-    spec = spec or FrameSpec()
     bits = np.asarray(bits, np.uint8).ravel()
-    frames = FrameTransmitter(spec).modulate_stream(bits, kind="digital", modulation=scheme.modulation,
-                                                    stream_id=stream_id)
-    lead = np.zeros(4 * spec.symbol_len, np.complex64)
-    iq = np.concatenate([lead] + [f.iq for f in frames] + [lead])
-    cfg = ChannelConfig(**{"snr_db": float(snr_db), "seed": seed, **(channel or {})})
-    sim = ChannelSimulator(cfg)
-    rx = np.concatenate([sim.apply(iq), sim.flush()])
-    got, _ = receive(rx, spec)
-    llr = np.zeros(bits.size, np.float64)
-    chunk_bits = spec.max_payload_symbols * scheme.bps
-    ok, snrs = 0, []
-    for f in got:
-        h = f.header
-        if h.stream_id != stream_id or f.llr is None or f.modulation != scheme.modulation:
-            continue
-        a = h.chunk_index * chunk_bits
-        seg = f.llr[:max(0, min(f.llr.size, bits.size - a))]
-        llr[a:a + seg.size] = seg
-        ok += 1
-        snrs.append(f.snr_db)
-    return llr, {"frames_sent": len(frames), "frames_ok": ok,
-                 "snr_est_db": float(np.mean(snrs)) if snrs else None}
+    rx = exchange(bits, {"snr_db": float(snr_db), "seed": seed, **(channel or {})}, kind="digital",
+                  modulation=scheme.modulation, engine=engine, spec=spec, stream_id=stream_id)
+    llr = llr_of(rx, scheme.modulation)[:bits.size]
+    return llr, {"frames_sent": rx.frames_sent, "frames_ok": rx.frames_ok, "snr_est_db": rx.snr_est_db}
 
 
 def capacity_bytes(n_channel_symbols: int, snr_db: float) -> int:

@@ -129,25 +129,37 @@ def _run(coder, data: np.ndarray, soft: bool) -> np.ndarray:
     return np.asarray(snk.data(), dtype=np.uint8)
 
 
+@functools.lru_cache(maxsize=None)
+def _encoder(c: LdpcCode):
+    """gr-fec encoder object of ``c`` (building the ALT-form H matrix takes ~0.4 s: built once per code)."""
+    _, _, fec = _fec()
+    H = fec.ldpc_H_matrix(str(c.path), c.gap)
+    return H, fec.ldpc_par_mtrx_encoder.make_H(H)  # H kept alive with the encoder that uses it
+
+
+@functools.lru_cache(maxsize=None)
+def _decoder(c: LdpcCode):
+    """gr-fec decoder object of ``c`` (~0.4 s to build: built once per code; stateless between frames)."""
+    _, _, fec = _fec()
+    return fec.ldpc_decoder.make(str(c.path), SIGMA, MAX_ITER)
+
+
 def encode_blocks(c: LdpcCode, info: np.ndarray) -> np.ndarray:
     """``info`` uint8 [b, k] -> codewords uint8 [b, n] (gr-fec ``ldpc_par_mtrx_encoder``)."""
-    _, _, fec = _fec()
     info = np.asarray(info, np.uint8).reshape(-1, c.k)
     if info.shape[0] == 0:
         return np.zeros((0, c.n), np.uint8)
-    H = fec.ldpc_H_matrix(str(c.path), c.gap)
-    out = _run(fec.ldpc_par_mtrx_encoder.make_H(H), info.ravel(), soft=False)
+    out = _run(_encoder(c)[1], info.ravel(), soft=False)
     return out.reshape(-1, c.n)
 
 
 def decode_blocks(c: LdpcCode, llr: np.ndarray) -> np.ndarray:
     """LLRs float [b, n] (positive = bit 0) -> info bits uint8 [b, k] (gr-fec ``ldpc_decoder``)."""
-    _, _, fec = _fec()
     llr = np.asarray(llr, np.float64).reshape(-1, c.n)
     if llr.shape[0] == 0:
         return np.zeros((0, c.k), np.uint8)
     soft = -np.clip(np.nan_to_num(llr), -LLR_CLIP, LLR_CLIP)  # gr-fec: positive = bit 1
-    out = _run(fec.ldpc_decoder.make(str(c.path), SIGMA, MAX_ITER), soft.ravel(), soft=True)
+    out = _run(_decoder(c), soft.ravel(), soft=True)
     return out.reshape(-1, c.k)
 
 

@@ -210,35 +210,60 @@ def test_chain_through_ofdm_phy_digital_payload(fec):
     assert rinfo["decoded"] and np.array_equal(rec, tx.encoded.decoded)
 
 
-# ---------------------------------------------------------------------- bench compare
-def test_bench_compare_parsers_and_folder(tmp_path):
-    from PIL import Image
+# ---------------------------------------------------------------------- phylink (both engines)
+@pytest.mark.gnuradio
+def test_phylink_analog_payload_and_lost_frames():
+    from semcom.baseline import phylink
 
-    from semcom import bench_compare as bc
-    assert bc.parse_snrs("0:5:20") == [0.0, 5.0, 10.0, 15.0, 20.0]
-    assert bc.parse_snrs("3,7") == [3.0, 7.0]
-    assert [str(r) for r in bc.parse_ratios("1/6,1/24")] == ["1/6", "1/24"]
-    for bad, fn in (("0:-1:5", bc.parse_snrs), ("x", bc.parse_snrs), ("2", bc.parse_ratios), ("a/b", bc.parse_ratios)):
-        with pytest.raises(ValueError):
-            fn(bad)
-    Image.fromarray(_image(24, 40)).save(tmp_path / "a.png")
-    imgs, _ = bc.load_images(tmp_path, 5)
-    assert len(imgs) == 1 and imgs[0].shape == (24, 40, 3)
-    with pytest.raises(ValueError, match="--data"):
-        bc.load_images(tmp_path / "missing", 5)
+    spec_max = 3072
+    rng = np.random.default_rng(4)
+    x = ((rng.standard_normal(spec_max + 500) + 1j * rng.standard_normal(spec_max + 500)) / np.sqrt(2)).astype(np.complex64)
+    rx = phylink.exchange(x, {"snr_db": 30.0, "seed": 2})
+    assert rx.frames_sent == rx.frames_ok == 2 and rx.symbols.shape == x.shape
+    err = np.mean(np.abs(rx.symbols - x) ** 2)
+    assert 10 * np.log10(err) < -25 and np.all(np.isfinite(rx.noise_var))
+    assert np.mean(rx.noise_var) == pytest.approx(10 ** -3, rel=0.5)  # N0 at 30 dB
+    rx = phylink.exchange(x, {"snr_db": -15.0, "seed": 2})  # nothing survives
+    assert rx.frames_ok == 0 and np.all(np.isinf(rx.noise_var)) and not np.any(rx.symbols)
+    assert rx.snr_est_db is None
+    with pytest.raises(ValueError, match="engine"):
+        phylink.exchange(x, {}, engine="matlab")
 
 
 @pytest.mark.gnuradio
-def test_bench_compare_rows(fec):
-    from fractions import Fraction
+def test_phylink_gnuradio_engine_same_realisation(fec):
+    """Digital payload over the indoor Rayleigh channel: the GNU Radio flowgraph and numpy see the same
+    taps (same seed), so at 25 dB their hard decisions agree; LLRs of a lost frame are 0."""
+    from semcom.baseline import phylink
 
-    from semcom import bench_compare as bc
-    res = bc.compare([_image()], [0.0, 30.0], [Fraction(1, 3)], schemes=[chain.BaselineScheme("16qam", "1/2")],
-                     log=lambda *a: None)
-    rows = {(r["method"], r["snr_db"]): r for r in res["rows"]}
-    assert rows[("baseline", 30.0)]["decoded_frac"] == 1.0
-    assert rows[("baseline", 30.0)]["psnr"] == pytest.approx(rows[("baseline", 30.0)]["clean_psnr"])
-    assert rows[("baseline", 0.0)]["decoded_frac"] == 0.0
-    assert rows[("capacity-bound", 30.0)]["psnr"] >= rows[("baseline-envelope", 30.0)]["psnr"]
-    assert "semcom-jscc" not in {r["method"] for r in res["rows"]}  # no 1/3 checkpoint
-    assert "1/3" in bc.format_table(res["rows"])
+    bits = np.random.default_rng(1).integers(0, 2, 2 * 3072 * 2 + 100).astype(np.uint8)
+    ch = {"snr_db": 25.0, "seed": 7, "profile": "indoor", "fading": "rayleigh"}
+    a = phylink.exchange(bits, ch, kind="digital", modulation="qpsk")
+    b = phylink.exchange(bits, ch, kind="digital", modulation="qpsk", engine="gnuradio", timeout=30)
+    assert a.frames_sent == b.frames_sent == 3 and a.frames_ok == b.frames_ok == 3
+    la, lb = phylink.llr_of(a, "qpsk")[:bits.size], phylink.llr_of(b, "qpsk")[:bits.size]
+    assert np.mean((la < 0) == (lb < 0)) > 0.999 and np.mean((la < 0) == bits.astype(bool)) > 0.99
+    lost = phylink.Received(a.symbols, np.where(np.arange(a.symbols.size) < 10, np.inf, a.noise_var), 3, 3, 25.0)
+    llr = phylink.llr_of(lost, "qpsk")
+    assert not np.any(llr[:20]) and np.all(llr[20:40] != 0)
+
+
+@pytest.mark.gnuradio
+def test_staged_ldpc_decoding_matches_full_decoding(fec):
+    """receive_images stops decoding an image at its first lost block: same image and kept bytes as
+    decoding every block; the blocks after the failure are reported as not decoded (None)."""
+    img = _image(64, 64)
+    scheme = chain.BaselineScheme("qpsk", "1/2")
+    tx = chain.transmit_image(img, 6000, scheme)
+    assert len(tx.blocks) >= 6
+    llr = (1.0 - 2.0 * tx.bits.astype(np.float64)) * 5.0
+    cut = llr.copy()
+    a = sum(c.n for c in tx.blocks[:2])
+    cut[a:a + tx.blocks[2].n] = 0.0  # third block erased
+    (good, gi), (bad, bi) = chain.receive_images([llr, cut], tx.blocks, [img.shape] * 2)
+    assert gi["blocks_ok"] == [True] * len(tx.blocks) and np.array_equal(good, tx.encoded.decoded)
+    assert bi["blocks_ok"][:3] == [True, True, False] and all(v is None for v in bi["blocks_ok"][5:])
+    data, ok = ldpc.decode(cut[:sum(c.n for c in tx.blocks)], tx.blocks)
+    full_kept = sum(c.payload for c in tx.blocks[:2]) // 8
+    assert bi["bytes_kept"] == full_kept and not ok[2]
+    assert np.array_equal(bad, sc.decode_container(np.packbits(data[:full_kept * 8]).tobytes(), img.shape)[0])
