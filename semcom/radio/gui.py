@@ -34,11 +34,8 @@ class RxMonitor(LoopbackDashboard):
         # where the original / reconstruction sit in the window, (left, top, right, bottom) pixels
         # (for screenshots: the plot items are gone once the window is closed)
         self.image_regions: dict[str, tuple[int, int, int, int]] = {}
-        for item in (self._orig, self._recon):  # view boxes settle their range when they paint
-            item.getViewBox().sigRangeChanged.connect(self._locate_images)
-            item.getViewBox().sigResized.connect(self._locate_images)
 
-    def _locate_images(self, *_: Any) -> None:
+    def _locate_images(self) -> None:
         for name, item in (("original", self._orig), ("reconstruction", self._recon)):
             try:
                 if item.image is None or item.scene() is None:  # nothing shown, or the window is closing
@@ -51,6 +48,12 @@ class RxMonitor(LoopbackDashboard):
     def refresh(self) -> None:
         super().refresh()
         self._locate_images()
+
+    def run(self, worker: Callable[["RxMonitor"], Any], png: str | None = None, hold: float = 0.0) -> Any:
+        """As ``LoopbackDashboard.run``; ``image_regions`` is taken again once the screenshot is painted
+        (view boxes settle their range when they paint)."""
+        return run_window(self._app, self.win, self.refresh, lambda: worker(self), png, hold,
+                          after_png=self._locate_images)
 
     def attach(self, tb) -> None:
         """GNU Radio mode: spectrum tap on the radio source, frame/header taps on ``semcom_ofdm_rx`` (before start)."""
@@ -89,10 +92,11 @@ class RxMonitor(LoopbackDashboard):
 
 
 def run_window(app, win, refresh: Callable[[], None], worker: Callable[[], Any], png: str | None = None,
-               hold: float = 0.0) -> Any:
+               hold: float = 0.0, after_png: Callable[[], None] | None = None) -> Any:
     """Show ``win``, run ``worker()`` in a thread and ``refresh()`` every 40 ms in the Qt thread;
     ``hold`` seconds after the worker ends (negative: when the user closes the window) save a
-    screenshot to ``png`` and close. Returns the worker's result (its exception is re-raised)."""
+    screenshot to ``png`` (then call ``after_png()``) and close. Returns the worker's result (its
+    exception is re-raised)."""
     import time
 
     from PyQt5 import QtCore  # noqa: PLC0415
@@ -119,6 +123,8 @@ def run_window(app, win, refresh: Callable[[], None], worker: Callable[[], Any],
             refresh()
             if png:
                 win.grab().save(png)
+                if after_png is not None:
+                    after_png()
         if hold >= 0 and time.monotonic() - ended[0] >= hold:
             timer.stop()  # pyqtgraph's close() deletes the plot items: no refresh after it
             done.stop()
