@@ -79,6 +79,20 @@ def test_parsers_and_image_folder_of_any_size(tmp_path):
         bc.load_images(tmp_path / "missing", 5)
 
 
+def test_natural_image_set(tmp_path):
+    from semcom.baseline import natural_images
+
+    try:
+        paths = natural_images.make_natural_set(tmp_path)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    imgs, labels, desc = bc.load_images(tmp_path, 10)
+    assert sorted(p.name for p in paths) == sorted(f"{n}.png" for n in (
+        "hopper_512x600", "hopper_768x512", "hopper_crop_384x256", "jacksboro_relief_400x336"))
+    assert sorted(im.shape for im in imgs) == [(256, 384, 3), (336, 400, 3), (512, 768, 3), (600, 512, 3)]
+    assert labels is None and all(im.std() > 20 for im in imgs)  # real content, not flat
+
+
 def test_cifar_npz_gives_labels_in_the_training_order(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
@@ -253,10 +267,15 @@ def test_cli_image_folder_json_markdown_plot(tiny, tmp_path):
     Image.fromarray(synthetic_image(48, 64, seed=2)).save(data / "a.png")
     Image.fromarray(synthetic_image(40, 40, seed=3)).save(data / "b.png")
     out = tmp_path / "out"
-    rc = bc.main(["--data", str(data), "--snr", "5,15", "--ratio", "1/6", "--schemes", "qpsk-1/2",
-                  "--channel", "awgn,indoor", "--decoders", "jscc,cm1", "--jscc", f"1/6={tiny['jscc']}",
-                  "--consistency", f"1/6={tiny['consistency']}", "--json", f"{out}.json",
-                  "--markdown", f"{out}.md", "--plot", f"{out}.png"])
+    threads = torch.get_num_threads()
+    try:
+        rc = bc.main(["--data", str(data), "--snr", "5,15", "--ratio", "1/6", "--schemes", "qpsk-1/2",
+                      "--channel", "awgn,indoor", "--decoders", "jscc,cm1", "--jscc", f"1/6={tiny['jscc']}",
+                      "--consistency", f"1/6={tiny['consistency']}", "--threads", "1", "--json", f"{out}.json",
+                      "--markdown", f"{out}.md", "--plot", f"{out}.png"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert rc == 0
     res = json.loads((tmp_path / "out.json").read_text())
     assert res["config"]["accuracy_clean"] is None and any("accuracy omitted" in n for n in res["notes"])
@@ -265,7 +284,7 @@ def test_cli_image_folder_json_markdown_plot(tiny, tmp_path):
     # both sides get semcom's symbol count per image: 1/6 of 3*H*W
     assert res["budgets_bytes"]["1/6"]["n_channel_symbols"] == [800, 1536]
     assert "channel indoor" in (tmp_path / "out.md").read_text() and (tmp_path / "out.png").stat().st_size > 10000
-    for bad in (["--channel", "mars"], ["--decoders", "teacher"], ["--gr", "-1"],
+    for bad in (["--channel", "mars"], ["--decoders", "teacher"], ["--gr", "-1"], ["--threads", "-2"],
                 ["--consistency", "1/6=" + str(tmp_path / "none.safetensors")]):
         assert bc.main(["--data", str(data)] + bad) == 2
 
