@@ -6,6 +6,8 @@
 seconds with fewer frames (too few to show the 99.9 % detection target).
 ``semcom bench compare --data PATH --snr 0:2:20 --ratio 1/6,1/24 --json out.json --plot out.png``:
 semcom vs the classical baseline on the same number of channel symbols (``semcom.bench_compare``).
+``semcom bench codec [--ratio 1/24 --sizes 32x32,768x512 --decoders jscc,cm1,cm2,teacher]``: decode
+latency of each semantic decoder at batch 1 (``semcom.bench_codec``).
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
     from semcom.bench_compare import add_compare_parser  # light import: torch/gnuradio load on use
     add_compare_parser(sub)
+    from semcom.bench_codec import add_codec_parser
+    add_codec_parser(sub)
 
 
 def run(args: argparse.Namespace) -> int:
