@@ -9,14 +9,16 @@ receiver -> chunks put back by index (``chunking.Reassembler``) -> ``Received``:
 payload symbols and their noise variance, symbol 0 with variance inf where a frame was lost.
 
 * ``engine="numpy"``: ``FrameTransmitter`` -> ``ChannelSimulator`` -> ``rx.receive`` on the whole buffer.
-* ``engine="gnuradio"``: ``blocks.gr.topblocks.PhyLoopback`` (``semcom_ofdm_tx -> semcom_channel ->
-  semcom_ofdm_rx``), one flowgraph per call; it stops once every frame arrived, or once the
-  receiver has consumed every sample sent and stayed quiet for ``QUIET_S``, or after ``timeout`` s.
+* ``engine="gnuradio"``: the GNU Radio blocks ``semcom_ofdm_tx -> channel -> semcom_ofdm_rx`` in one
+  flowgraph kept running for the whole process (``_GrLink``; ``close_gnuradio`` stops it, also at
+  exit); a payload is done once every frame arrived, or once the receiver has consumed every
+  sample sent and stayed quiet for ``QUIET_S``, or after ``timeout`` s.
 
-Both engines take the same ``ChannelConfig``: the multipath taps are drawn from the seed alone
-(before any sample), so one seed is one channel realisation in both engines and for both sides of
-the comparison; the noise comes from different generators (GNU Radio's noise source). Every
-frame is delayed by half a guard of silence (``timing_offset = guard_len // 2``: the channel blocks
+Both engines apply the same ``ChannelSimulator(ChannelConfig)``: the multipath taps are drawn from
+the seed alone (before any sample), so one seed is one channel realisation in both engines and for
+both sides of the comparison, and the noise samples are the same too; what differs between the
+engines is the transmitter and receiver implementation (GNU Radio's C++ sync chain and blocks
+against the numpy reference). Every frame is delayed by half a guard of silence (``timing_offset = guard_len // 2``: the channel blocks
 of the flowgraph are 1:1, so a longer delay would hold back the end of the last frame, which has
 no more samples behind it than its guard) and the numpy buffer gets ``TAIL_SYMBOLS`` OFDM symbols
 of silence after the last frame.
@@ -24,12 +26,13 @@ of silence after the last frame.
 
 from __future__ import annotations
 
+import atexit
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Received", "exchange", "llr_of", "ENGINES", "TAIL_SYMBOLS", "QUIET_S"]
+__all__ = ["Received", "exchange", "llr_of", "close_gnuradio", "ENGINES", "TAIL_SYMBOLS", "QUIET_S"]
 
 ENGINES = ("numpy", "gnuradio")
 TAIL_SYMBOLS = 4  # OFDM symbols of silence after the last frame (numpy)
@@ -78,33 +81,92 @@ def _frames_numpy(iqs: list[np.ndarray], cfg, spec) -> list[tuple[dict, np.ndarr
              f.payload, f.noise_var) for f in got]
 
 
-def _frames_gnuradio(payload: np.ndarray, meta: dict, n_frames: int, n_samples: int, cfg, spec,
-                     timeout: float) -> list[tuple[dict, np.ndarray, np.ndarray]]:
-    from gnuradio import gr
+class _GrLink:
+    """One flowgraph kept for the whole process: ``semcom_ofdm_tx -> channel -> semcom_ofdm_rx ->
+    FrameCollector``, the channel a Python block running a ``ChannelSimulator`` that is replaced for
+    every payload (a new realisation, SNR and noise seed), so both engines put the same channel, noise
+    included, on the samples; the GNU Radio TX and RX blocks are what this engine checks.
 
-    from semcom.blocks.gr.topblocks import PhyLoopback
+    One flowgraph rather than one per payload: GNU Radio 3.10 keeps the shared-memory buffers of a
+    stopped flowgraph with Python blocks until the process exits (about 40 System V segments per
+    ``PhyLoopback``; the kernel's limit is 4096), so a flowgraph per image runs out after ~100 images.
+    """
 
-    try:
-        gr.logging().set_default_level(gr.log_levels.warn)  # no 'set_min_output_buffer' info lines
-    except AttributeError:
-        pass
-    tb = PhyLoopback(spec, channel=cfg)
-    tb.start()
-    try:
-        tb.send(payload, **meta)
+    def __init__(self, spec):
+        from gnuradio import gr
+
+        from semcom.blocks.gr.ofdm_rx import BUFFER_ITEMS, semcom_ofdm_rx
+        from semcom.blocks.gr.ofdm_tx import semcom_ofdm_tx
+        from semcom.blocks.gr.topblocks import FrameCollector
+
+        try:
+            gr.logging().set_default_level(gr.log_levels.warn)  # no 'set_min_output_buffer' info lines
+        except AttributeError:
+            pass
+
+        class _Channel(gr.sync_block):
+            def __init__(self):
+                gr.sync_block.__init__(self, name="phylink_channel", in_sig=[np.complex64], out_sig=[np.complex64])
+                self.sim = None
+
+            def work(self, input_items, output_items):
+                x = input_items[0]
+                output_items[0][:] = x if self.sim is None else self.sim.apply(x)
+                return len(x)
+
+        self.tb = gr.top_block("phylink")
+        self.tx = semcom_ofdm_tx(spec)
+        self.channel = _Channel()
+        self.channel.set_min_output_buffer(BUFFER_ITEMS)  # big chunks for the RX's Python block
+        self.rx = semcom_ofdm_rx(spec)
+        self.collector = FrameCollector()
+        self.tb.connect(self.tx, self.channel, self.rx)
+        self.tb.msg_connect(self.rx, "out", self.collector, "in")
+        self.tb.start()
+        self.next_id = 1
+
+    def frames(self, payload: np.ndarray, meta: dict, n_frames: int, n_samples: int, cfg,
+               timeout: float) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+        from semcom.blocks.phy.channel import ChannelSimulator
+
+        self.channel.sim = ChannelSimulator(cfg)  # no samples are flowing between payloads
+        start_frames = self.collector.count
+        start_samples = int(self.rx.stats().get("samples", 0))
+        self.tx.send(payload, **meta)
         deadline = time.monotonic() + timeout
         last, since = -1, time.monotonic()
-        while time.monotonic() < deadline and tb.collector.count < n_frames:
-            seen = int(tb.rx.stats().get("samples", 0))
+        while time.monotonic() < deadline and self.collector.count - start_frames < n_frames:
+            seen = int(self.rx.stats().get("samples", 0)) - start_samples
             if seen != last:
                 last, since = seen, time.monotonic()
             elif seen >= n_samples and time.monotonic() - since > QUIET_S:
                 break  # every sample went through and nothing more comes: the rest is lost
-            time.sleep(0.005)
-    finally:
-        tb.stop()
-        tb.wait()
-    return [(m, np.asarray(p, np.complex64), np.asarray(m["noise_var"], np.float32)) for m, p in tb.collector.frames()]
+            time.sleep(0.002)
+        new = self.collector.count - start_frames
+        got = self.collector.frames()[-new:] if new else []
+        return [(m, np.asarray(p, np.complex64), np.asarray(m["noise_var"], np.float32)) for m, p in got]
+
+    def close(self) -> None:
+        self.tb.stop()
+        self.tb.wait()
+
+
+_GR_LINKS: dict = {}
+
+
+def close_gnuradio() -> None:
+    """Stop the flowgraphs the ``gnuradio`` engine keeps (called at exit too)."""
+    while _GR_LINKS:
+        _GR_LINKS.popitem()[1].close()
+
+
+atexit.register(close_gnuradio)
+
+
+def _gr_link(spec) -> _GrLink:
+    if spec not in _GR_LINKS:
+        _GR_LINKS[spec] = _GrLink(spec)
+    return _GR_LINKS[spec]
 
 
 def exchange(payload: np.ndarray, channel: dict, *, kind: str = "analog", modulation: str | None = None,
@@ -129,14 +191,16 @@ def exchange(payload: np.ndarray, channel: dict, *, kind: str = "analog", modula
     else:
         payload = np.asarray(payload, np.complex64).ravel()
         n_sym = payload.size
+    if engine == "gnuradio":  # a fresh stream id per payload on the shared flowgraph
+        link = _gr_link(spec)
+        stream_id, link.next_id = link.next_id, link.next_id % 0xFFFF + 1
     meta = {"kind": kind, "stream_id": int(stream_id), **({"modulation": modulation} if kind == "digital" else {})}
     frames = FrameTransmitter(spec).modulate_stream(payload, **meta)
     iqs = [f.iq for f in frames]
     if engine == "numpy":
         got = _frames_numpy(iqs, cfg, spec)
     else:
-        n_samples = sum(x.size for x in iqs)
-        got = _frames_gnuradio(payload, meta, len(frames), n_samples, cfg, spec, timeout)
+        got = link.frames(payload, meta, len(frames), sum(x.size for x in iqs), cfg, timeout)
     asm = Reassembler(spec.max_payload_symbols)
     done, snrs = None, []
     for m, y, nv in got:

@@ -394,6 +394,34 @@ class SemcomSide:
         return out
 
 
+def _load_side(ratio: Fraction, decoders: list[str], jscc: dict[str, str], consistency: dict[str, str],
+               notes: list[str]) -> tuple[SemcomSide | None, list[str], str | None, str | None]:
+    """(side, usable decoders, JSCC path, consistency path) for ``ratio``; problems go to ``notes``.
+    A consistency checkpoint that does not load (e.g. still being written) leaves the JSCC rows."""
+    rk = str(ratio)
+    ckpt = find_jscc(ratio, jscc)
+    if ckpt is None:
+        notes.append(f"ratio {rk}: no JSCC checkpoint (pass --jscc {rk}=PATH): semcom rows skipped")
+        return None, [], None, None
+    cm = find_consistency(ratio, consistency) if any(d != "jscc" for d in decoders) else None
+    for c in ([cm, None] if cm else [None]):
+        try:
+            side = SemcomSide(ckpt, c)
+        except Exception as e:  # noqa: BLE001 - a broken/in-progress checkpoint must not kill the baseline run
+            notes.append(f"ratio {rk}: {c or ckpt} unusable ({type(e).__name__}: {e})")
+            continue
+        if side.rt.ratio != ratio:
+            notes.append(f"ratio {rk}: {ckpt} is a {side.rt.ratio} checkpoint: semcom rows skipped")
+            return None, [], ckpt, None
+        decs, skipped = side.decoders(decoders)
+        if skipped:
+            notes.append(f"ratio {rk}: no usable consistency checkpoint (pass --consistency {rk}=PATH): "
+                         f"{','.join(skipped)} rows skipped")
+        return side, decs, ckpt, c
+    notes.append(f"ratio {rk}: semcom rows skipped")
+    return None, [], ckpt, None
+
+
 def _through(link: Link, payload: np.ndarray, snr_db: float, index: int, *, kind: str = "analog",
              modulation: str | None = None) -> tuple[np.ndarray, np.ndarray, float, dict]:
     """One payload over ``link`` -> (symbols, noise variance, SNR for the decoder, frame info)."""
@@ -519,24 +547,7 @@ def compare(images: list[np.ndarray], snrs: list[float], ratios: list[Fraction],
                  "accuracy omitted: " + ("no labels (not CIFAR-10 data)" if labels is None else "no classifier"))
     for ratio in ratios:
         rk = str(ratio)
-        side, decs = None, []
-        ckpt = find_jscc(ratio, jscc or {})
-        cm = find_consistency(ratio, consistency or {}) if any(d != "jscc" for d in decoders) else None
-        if ckpt is None:
-            notes.append(f"ratio {rk}: no JSCC checkpoint (pass --jscc {rk}=PATH): semcom rows skipped")
-        else:
-            try:
-                side = SemcomSide(ckpt, cm)
-                if side.rt.ratio != ratio:
-                    raise ValueError(f"the checkpoint's ratio is {side.rt.ratio}")
-                decs, skipped = side.decoders(list(decoders))
-                if skipped:
-                    notes.append(f"ratio {rk}: no consistency checkpoint (pass --consistency {rk}=PATH): "
-                                 f"{','.join(skipped)} rows skipped")
-            except Exception as e:  # noqa: BLE001 - a broken/in-progress checkpoint must not kill the baseline run
-                notes.append(f"ratio {rk}: semcom checkpoint {ckpt} / {cm} unusable ({type(e).__name__}: {e}); "
-                             "semcom rows skipped")
-                side = None
+        side, decs, ckpt, cm = _load_side(ratio, list(decoders), jscc or {}, consistency or {}, notes)
         n_syms = [side.num_symbols(im.shape) if side else int(ratio * 3 * im.shape[0] * im.shape[1]) for im in images]
         sizes = sorted(set(n_syms))
         budgets[rk] = {s.name: [s.budget_bytes(n) for n in sizes] for s in schemes}
@@ -583,6 +594,10 @@ def compare(images: list[np.ndarray], snrs: list[float], ratios: list[Fraction],
         if side is not None and decs:
             info = {"checkpoint": ckpt, **({"consistency_checkpoint": cm} if cm and decs != ["jscc"] else {})}
             rows += _semcom_rows(side, decs, images, ratio, snrs, main + check, score, info, log)
+    if n_gr:
+        from semcom.baseline.phylink import close_gnuradio
+
+        close_gnuradio()
     return {"rows": rows, "budgets_bytes": budgets, "notes": notes,
             "targets": targets(rows, cliff_db), "gr_check": gr_check(rows)}
 
@@ -722,7 +737,7 @@ def format_table(res: dict[str, Any]) -> str:
     gc = res.get("gr_check") or gr_check(rows)
     if gc:
         lines += ["", f"**GNU Radio flowgraph vs numpy PHY** (same {gc[0]['images']} images and channel "
-                      "configuration; PSNR dB)", "",
+                      "configuration, awgn = the OFDM PHY with a flat channel; PSNR dB)", "",
                   "| k/n | channel | SNR | method | numpy | GNU Radio | difference |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for g in gc:
             m = g["method"] + (f" ({g['scheme']})" if g.get("scheme") else "")

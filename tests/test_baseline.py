@@ -233,7 +233,7 @@ def test_phylink_analog_payload_and_lost_frames():
 @pytest.mark.gnuradio
 def test_phylink_gnuradio_engine_same_realisation(fec):
     """Digital payload over the indoor Rayleigh channel: the GNU Radio flowgraph and numpy see the same
-    taps (same seed), so at 25 dB their hard decisions agree; LLRs of a lost frame are 0."""
+    taps and noise (same seed), so at 25 dB their hard decisions agree; LLRs of a lost frame are 0."""
     from semcom.baseline import phylink
 
     bits = np.random.default_rng(1).integers(0, 2, 2 * 3072 * 2 + 100).astype(np.uint8)
@@ -246,6 +246,29 @@ def test_phylink_gnuradio_engine_same_realisation(fec):
     lost = phylink.Received(a.symbols, np.where(np.arange(a.symbols.size) < 10, np.inf, a.noise_var), 3, 3, 25.0)
     llr = phylink.llr_of(lost, "qpsk")
     assert not np.any(llr[:20]) and np.all(llr[20:40] != 0)
+
+
+@pytest.mark.gnuradio
+def test_phylink_gnuradio_engine_keeps_one_flowgraph():
+    """Many payloads through the gnuradio engine: one flowgraph, no growth of shared-memory buffers
+    (a flowgraph per payload left ~40 System V segments each behind, until the kernel limit)."""
+    from pathlib import Path
+
+    from semcom.baseline import phylink
+
+    shm = Path("/proc/sysvipc/shm")
+    if not shm.is_file():
+        pytest.skip("no /proc/sysvipc/shm")
+    x = np.ones(300, np.complex64)
+    phylink.exchange(x, {"snr_db": 20.0, "seed": 0}, engine="gnuradio")
+    before = len(shm.read_text().splitlines())
+    for i in range(8):
+        rx = phylink.exchange(x, {"snr_db": 20.0, "seed": i}, engine="gnuradio")
+        assert rx.frames_ok == 1
+    assert len(shm.read_text().splitlines()) <= before + 5
+    assert len(phylink._GR_LINKS) == 1
+    phylink.close_gnuradio()
+    assert not phylink._GR_LINKS
 
 
 @pytest.mark.gnuradio

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,6 +207,14 @@ def test_consistency_rows_accuracy_and_targets(tiny):
     assert all(r["accuracy"] is None for r in res2["rows"])
     notes = " ".join(res2["notes"])
     assert ("cm1 rows skipped" in notes or bc.find_consistency(RATIO, {}) is not None) and "accuracy omitted" in notes
+    # a consistency checkpoint that does not load (still being written): JSCC rows stay, with a note
+    bad = Path(tiny["jscc"]).with_name("half-written.safetensors")
+    bad.write_bytes(b"\x00" * 100)
+    res3 = bc.compare(imgs[:1], [20.0], [RATIO], schemes=[chain.BaselineScheme("16qam", "1/2")],
+                      decoders=["jscc", "cm1"], jscc={"1/6": tiny["jscc"]}, consistency={"1/6": str(bad)},
+                      log=lambda *a: None)
+    assert _rows(res3, method="semcom-jscc") and not _rows(res3, method="semcom-cm1")
+    assert any("half-written.safetensors unusable" in n for n in res3["notes"])
 
 
 @pytest.mark.gnuradio
@@ -235,7 +244,8 @@ def test_multipath_costs_quality_on_both_sides():
 @pytest.mark.gnuradio
 def test_gnuradio_rows_agree_with_numpy(tiny):
     """--gr: the first 2 images of both sides through the GNU Radio flowgraph and the numpy PHY, same
-    channel realisations: at 20 dB every frame arrives and the PSNRs agree."""
+    channel realisation and noise: at 20 dB every frame arrives and the PSNRs agree (measured: 0 dB
+    for the baseline, < 0.01 dB for semcom: the receivers' estimates differ slightly)."""
     pytest.importorskip("gnuradio.fec")
     from semcom.baseline import chain
 
@@ -247,7 +257,7 @@ def test_gnuradio_rows_agree_with_numpy(tiny):
                                                          for m in ("semcom-jscc", "baseline-envelope")}
     for g in gc:
         assert g["images"] == 2 and g["gnuradio_frames_ok_frac"] == 1.0 == g["numpy_frames_ok_frac"]
-        tol = 0.01 if g["method"] == "baseline-envelope" else 0.5  # digital: bit-exact once decoded
+        tol = 0.01 if g["method"] == "baseline-envelope" else 0.1  # same channel and noise samples in both
         assert abs(g["diff_db"]) <= tol, g
     for r in _rows(res, subset=True):
         assert r["images"] == 2 and r["engine"] in ("numpy", "gnuradio")
