@@ -7,7 +7,7 @@ the file and the field, e.g. ``hw_configs/x.yaml: channel.snr_db: must be a numb
     frame:    FrameSpec            (semcom.blocks.phy.frame)
     channel:  ChannelConfig        (semcom.blocks.phy.channel)
     radio:    RadioConfig          sample rate, centre frequency, device, gains, ZMQ address
-    model:    ModelConfig          semantic codec checkpoint / id (used by later issues)
+    model:    ModelConfig          semantic codec: checkpoint, codec id, ratio, decoder, NFE
     link:     LinkConfig           streaming receiver chunking and stream time-outs
 
 Every section is optional; a missing one takes its defaults (there is no second copy of a
@@ -26,6 +26,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,7 +40,8 @@ RANDOM_STREAM_SYMBOLS: int = FrameSpec().max_payload_symbols
 
 __all__ = ["Config", "ConfigError", "RadioConfig", "ModelConfig", "LinkConfig", "load_config",
            "config_from_dict", "parse_override", "apply_overrides", "SECTIONS", "yaml_load",
-           "add_config_arguments", "config_from_args"]
+           "add_config_arguments", "config_from_args", "with_model", "model_from_args", "MODEL_FLAGS",
+           "NFE_MAX"]
 
 SECTIONS = ("frame", "channel", "radio", "model", "link")
 
@@ -169,20 +171,82 @@ class RadioConfig:
             object.__setattr__(self, name, value)
 
 
+# Decoder names (``semcom.models.decoders.parse_decoder``'s rule, checked here without torch):
+# ``jscc``, ``teacher``, ``cm<N>`` (N >= 1 consistency evaluations), ``consistency`` (= ``cm<nfe>``);
+# ``auto`` alone = jscc, plus consistency when its checkpoint is given or shipped for the ratio.
+_DECODER_RE = re.compile(r"jscc|teacher|consistency|cm[1-9][0-9]*")
+NFE_MAX = 16  # consistency-model evaluations accepted in model.nfe
+
+
+def _ratio(section: str, name: str, v: Any) -> str:
+    """A bandwidth ratio k/n in (0, 1] (``"1/6"``, ``1``, ``0.5``) -> its canonical fraction string ``"1/6"``.
+
+    The rule of ``semcom.models.definitions.parse_ratio`` (which imports torch), checked here without it.
+    """
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        raise ConfigError(f"{section}.{name}", f"must be a fraction like '1/6', got {v!r}")
+    try:
+        r = Fraction(v).limit_denominator(10_000) if isinstance(v, float) else Fraction(str(v).strip())
+    except (ValueError, ZeroDivisionError) as e:
+        raise ConfigError(f"{section}.{name}", f"cannot parse {v!r} as a fraction like '1/6' ({e})") from None
+    if not 0 < r <= 1:
+        raise ConfigError(f"{section}.{name}", f"must be in (0, 1], got {v!r}")
+    return str(r)
+
+
+def _decoders(section: str, name: str, v: Any) -> str:
+    """Comma-separated decoder names (see ``_DECODER_RE``), or ``auto`` alone; returned without blanks."""
+    if not isinstance(v, str):
+        raise ConfigError(f"{section}.{name}", f"must be a string like 'jscc' or 'jscc,consistency', got {v!r}")
+    names = [d.strip() for d in v.split(",") if d.strip()]
+    if not names:
+        raise ConfigError(f"{section}.{name}", "must name at least one decoder (jscc, consistency, cmN, teacher, auto)")
+    if names != ["auto"]:
+        for d in names:
+            if not _DECODER_RE.fullmatch(d):
+                raise ConfigError(f"{section}.{name}", f"unknown {d!r} (jscc, consistency, cm1, cm2, ..., "
+                                                       f"teacher; or auto alone)")
+    return ",".join(names)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Semantic codec. ``checkpoint`` path (None: untrained / not used), ``codec_id`` sent in
-    every frame header (0..255), ``device`` for torch (``cpu``, ``cuda`` or ``auto``)."""
+    """Semantic codec.
+
+    ``checkpoint``: JSCC checkpoint path (None: the shipped/trained one for ``ratio``);
+    ``codec_id`` sent in every frame header (0..255; 0: derived from the checkpoint);
+    ``device`` for torch (``cpu``, ``cuda`` or ``auto``);
+    ``ratio``: bandwidth ratio k/n (fraction string, canonical ``"1/6"``) selecting the shipped
+    checkpoint when ``checkpoint`` is None (a checkpoint carries its own ratio, which then wins);
+    ``decoder``: comma-separated ``jscc``, ``consistency`` (= ``cm<nfe>``), ``cmN``, ``teacher``,
+    or ``auto`` (jscc, plus consistency when its checkpoint is given or shipped for the ratio);
+    ``nfe``: consistency-model evaluations of ``consistency`` (1..16);
+    ``consistency``/``teacher``: diffusion checkpoint paths (None: the shipped/trained one for the
+    JSCC checkpoint's ratio, if any, when a decoder needs it).
+
+    Command-line flags (``--ratio``, ``--decoder``, ``--nfe``, ``--consistency``, ``--teacher``)
+    and GNU Radio block parameters override these (``with_model``).
+    """
 
     checkpoint: str | None = None
     codec_id: int = 0
     device: str = "cpu"
+    ratio: str = "1/6"
+    decoder: str = "auto"
+    nfe: int = 1
+    consistency: str | None = None
+    teacher: str | None = None
 
     def __post_init__(self) -> None:
         s = "model"
         object.__setattr__(self, "checkpoint", _string(s, "checkpoint", self.checkpoint, allow_none=True))
         object.__setattr__(self, "codec_id", _integer(s, "codec_id", self.codec_id, lo=0, hi=255))
         object.__setattr__(self, "device", _string(s, "device", self.device, choices=("cpu", "cuda", "auto")))
+        object.__setattr__(self, "ratio", _ratio(s, "ratio", self.ratio))
+        object.__setattr__(self, "decoder", _decoders(s, "decoder", self.decoder))
+        object.__setattr__(self, "nfe", _integer(s, "nfe", self.nfe, lo=1, hi=NFE_MAX))
+        object.__setattr__(self, "consistency", _string(s, "consistency", self.consistency, allow_none=True))
+        object.__setattr__(self, "teacher", _string(s, "teacher", self.teacher, allow_none=True))
 
 
 @dataclass(frozen=True)
@@ -413,3 +477,30 @@ def add_config_arguments(parser) -> None:
 def config_from_args(args, extra_overrides: Sequence[str] = ()) -> Config:
     """The validated config named by ``args.config`` with ``args.overrides`` (then ``extra_overrides``)."""
     return load_config(getattr(args, "config", None), list(getattr(args, "overrides", None) or []) + list(extra_overrides))
+
+
+# ---------------------------------------------------------------------- the model section from flags
+MODEL_FLAGS = ("ratio", "decoder", "nfe", "consistency", "teacher")  # flags of loopback/tx/rx, model fields
+
+
+def with_model(cfg: Config, **values: Any) -> Config:
+    """``cfg`` with the ``model`` fields given in ``values`` replaced; ``None`` keeps the config's.
+
+    This is how explicit settings win over the file: command-line flags (``model_from_args``) and
+    GNU Radio block parameters (which pass ``None`` for an empty/0 parameter). The result is
+    validated like the file (``ConfigError`` naming ``model.<field>``). Precedence, highest first:
+    explicit flag / block parameter, ``--set model.<field>=...``, the YAML file, ``ModelConfig``'s default.
+    """
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(ModelConfig)})
+    if unknown:
+        raise TypeError(f"with_model: unknown model field(s) {', '.join(unknown)}")
+    changes = {k: v for k, v in values.items() if v is not None}
+    if not changes:
+        return cfg
+    return cfg.replace(model=dataclasses.replace(cfg.model, **changes))  # errors name the field, not the file
+
+
+def model_from_args(cfg: Config, args) -> Config:
+    """``cfg`` with the flags ``--ratio``/``--decoder``/``--nfe``/``--consistency``/``--teacher`` that were given
+    (attributes of ``args`` that exist and are not None) in its ``model`` section (see ``with_model``)."""
+    return with_model(cfg, **{k: getattr(args, k, None) for k in MODEL_FLAGS})

@@ -1,5 +1,6 @@
 """The YAML configuration: every shipped file loads; bad keys, types and values raise errors that
-name the file and the field; command-line overrides are typed."""
+name the file and the field; command-line overrides are typed; the model section's ratio, decoder and
+NFE are validated, and flags given as ``with_model`` win over --set and the file."""
 
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import yaml
 from semcom.blocks.phy.channel import ChannelConfig
 from semcom.blocks.phy.frame import FrameSpec
 from semcom.config import (Config, ConfigError, LinkConfig, ModelConfig, RadioConfig, load_config,
-                           parse_override)
+                           model_from_args, parse_override, with_model)
 
 ROOT = Path(__file__).resolve().parents[1]
 HW_CONFIGS = sorted((ROOT / "hw_configs").glob("*.yaml")) + sorted((ROOT / "hw_configs").glob("*.yml"))
@@ -83,6 +84,19 @@ def _write(tmp_path, text, name="x.yaml"):
     ("model:\n  codec_id: 300\n", "model.codec_id", "0..255"),
     ("model:\n  codec_id: true\n", "model.codec_id", "integer"),
     ("model:\n  device: tpu\n", "model.device", ""),
+    ("model:\n  ratio: abc\n", "model.ratio", "fraction like '1/6'"),
+    ("model:\n  ratio: 2\n", "model.ratio", "(0, 1]"),
+    ("model:\n  ratio: 1/0\n", "model.ratio", "cannot parse"),
+    ("model:\n  ratio: [1, 6]\n", "model.ratio", "fraction"),
+    ("model:\n  decoder: vae\n", "model.decoder", "unknown 'vae'"),
+    ("model:\n  decoder: jscc,cm0\n", "model.decoder", "unknown 'cm0'"),
+    ("model:\n  decoder: auto,jscc\n", "model.decoder", "unknown 'auto'"),
+    ("model:\n  decoder: 3\n", "model.decoder", "must be a string"),
+    ("model:\n  nfe: 0\n", "model.nfe", "1..16"),
+    ("model:\n  nfe: 17\n", "model.nfe", "1..16"),
+    ("model:\n  nfe: 1.5\n", "model.nfe", "integer"),
+    ("model:\n  consistency: 5\n", "model.consistency", "string"),
+    ("model:\n  ratios: 1/6\n", "model.ratios", "unknown key"),
     ("link:\n  rx_chunk_samples: 0\n", "link.rx_chunk_samples", ""),
     ("link:\n  stream_timeout_s: -1\n", "link.stream_timeout_s", ""),
     ("link:\n  stream_id: 70000\n", "link.stream_id", ""),
@@ -134,3 +148,41 @@ def test_bad_overrides(tmp_path, override, field):
     if field:
         assert f": {field}: " in str(ei.value) or str(ei.value).startswith(f"{p}: {field}:")
     assert str(ei.value).startswith(str(p))
+
+
+def test_model_section_values_are_canonical():
+    """Ratios are stored as reduced fractions, decoder lists without blanks; every shipped config
+    names the model fields (ratio, decoder, NFE, diffusion checkpoints)."""
+    m = load_config(None, ["model.ratio=2/12", "model.decoder=jscc, cm2 ,teacher", "model.nfe=16"]).model
+    assert (m.ratio, m.decoder, m.nfe) == ("1/6", "jscc,cm2,teacher", 16)
+    assert load_config(None, ["model.ratio=1"]).model.ratio == "1"
+    assert load_config(None, ["model.ratio=0.5"]).model.ratio == "1/2"
+    for path in HW_CONFIGS:
+        raw = yaml.safe_load(path.read_text())["model"]
+        assert {"ratio", "decoder", "nfe", "consistency", "teacher"} <= set(raw), path.name
+        assert load_config(path).model.ratio == str(raw["ratio"]), path.name
+
+
+def test_model_flags_override_set_and_file(tmp_path):
+    """Precedence: explicit flag > --set > file > built-in default; a flag left out (None) keeps the rest."""
+    import argparse
+
+    p = _write(tmp_path, "model:\n  ratio: 1/24\n  decoder: jscc\n  nfe: 2\n")
+    assert ModelConfig().ratio == "1/6"
+    cfg = load_config(p)
+    assert (cfg.model.ratio, cfg.model.decoder, cfg.model.nfe) == ("1/24", "jscc", 2)
+    cfg = load_config(p, ["model.nfe=4", "model.decoder=consistency"])
+    assert (cfg.model.ratio, cfg.model.decoder, cfg.model.nfe) == ("1/24", "consistency", 4)
+    args = argparse.Namespace(ratio="1/6", decoder=None, nfe=8, consistency="cm.safetensors", teacher=None)
+    out = model_from_args(cfg, args)
+    assert (out.model.ratio, out.model.decoder, out.model.nfe) == ("1/6", "consistency", 8)
+    assert out.model.consistency == "cm.safetensors" and out.model.teacher is None
+    assert out.frame == cfg.frame and out.source == cfg.source
+    assert model_from_args(cfg, argparse.Namespace()) is cfg  # a command without these flags
+    with pytest.raises(ConfigError, match=r"^model\.nfe: must be 1\.\.16, got 0$"):
+        with_model(cfg, nfe=0)
+    with pytest.raises(ConfigError, match="model.ratio: must be in"):
+        model_from_args(cfg, argparse.Namespace(ratio="3/2"))
+    with pytest.raises(TypeError, match="ratios"):
+        with_model(cfg, ratios="1/6")
+
