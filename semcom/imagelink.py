@@ -39,7 +39,8 @@ from semcom.blocks.phy import header as hdr
 
 __all__ = ["ImageError", "load_image", "sample_image", "synthetic_image", "image_paths", "Descriptor",
            "DESCRIPTOR_FLAG", "encode_descriptor", "decode_descriptor", "DESCRIPTOR_SYMBOLS",
-           "find_checkpoint", "find_extra_checkpoint", "CodecRuntime", "ReferenceRegistry", "REFERENCES",
+           "find_checkpoint", "find_extra_checkpoint", "checkpoint_ratio", "extra_checkpoints", "decoder_names",
+           "CodecRuntime", "ReferenceRegistry", "REFERENCES",
            "image_metrics", "save_png", "MIN_SIDE", "MAX_PIXELS"]
 
 MIN_SIDE = 8                 # smallest image side accepted (pixels)
@@ -254,13 +255,62 @@ def find_checkpoint(ratio: str | Fraction = "1/6", explicit: str | None = None) 
         f"--out runs/jscc-{tag}-cpu` or pass --set model.checkpoint=PATH")
 
 
-def find_extra_checkpoint(kind: str, ratio: str | Fraction = "1/6") -> Path | None:
+def find_extra_checkpoint(kind: str, ratio: str | Fraction) -> Path | None:
     """A shipped/run ``consistency`` or ``teacher`` checkpoint paired with ``ratio`` (None if there is none)."""
     tag = ratio_tag(ratio)
     shipped, runs = _repo_dirs()
     cands = [shipped / f"{kind}-{tag}.safetensors", *sorted(shipped.glob(f"{kind}*{tag}*.safetensors")),
              *sorted(runs.glob(f"{kind}*{tag}*/best.safetensors"))]
     return next((p for p in cands if p.is_file()), None)
+
+
+def checkpoint_ratio(path: str | Path) -> Fraction | None:
+    """The bandwidth ratio recorded in a JSCC checkpoint's config (safetensors metadata; no tensor
+    is read, no torch import); None when the file is not a readable JSCC checkpoint (loading it
+    then reports why)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+        if meta.get("semcom.kind") != "jscc":
+            return None
+        return Fraction(str(json.loads(meta["semcom.config"])["ratio"]))
+    except Exception:  # noqa: BLE001 - safetensors raises several types for a corrupt header
+        return None
+
+
+def _wants(decoders: str | list[str]) -> tuple[bool, bool]:
+    """(needs a consistency checkpoint, needs a teacher) for decoder names / a comma-separated spec."""
+    names = [d.strip() for d in (decoders.split(",") if isinstance(decoders, str) else decoders)]
+    return (any(d in ("auto", "consistency") or d.startswith("cm") for d in names), "teacher" in names)
+
+
+def extra_checkpoints(ratio: str | Fraction, decoders: str | list[str], consistency: str | Path | None = "",
+                      teacher: str | Path | None = "") -> tuple[str, str]:
+    """``(consistency, teacher)`` checkpoint paths for ``decoders`` ("" = none).
+
+    A given path is kept; else, when a decoder needs it (``auto``/``consistency``/``cmN``:
+    consistency, ``teacher``: teacher), the shipped/trained one paired with ``ratio``
+    (``find_extra_checkpoint``). ``ratio`` must be the JSCC checkpoint's own ratio
+    (``checkpoint_ratio``), not a configured default: a 1/24 codec needs 1/24 diffusion models.
+    """
+    want_cm, want_teacher = _wants(decoders)
+    out = []
+    for kind, given, wanted in (("consistency", consistency, want_cm), ("teacher", teacher, want_teacher)):
+        out.append(str(given or (find_extra_checkpoint(kind, ratio) if wanted else "") or ""))
+    return out[0], out[1]
+
+
+def decoder_names(decoders: str | list[str], nfe: int, has_consistency: bool) -> list[str]:
+    """Decoder names to run: ``auto`` -> ``jscc`` (+ ``cm<nfe>`` when ``has_consistency``);
+    ``consistency`` -> ``cm<nfe>``; ``jscc``, ``cmN``, ``teacher`` as given ("" / [] = auto)."""
+    names = [d.strip() for d in (decoders.split(",") if isinstance(decoders, str) else decoders) if d.strip()]
+    if isinstance(nfe, bool) or int(nfe) < 1:
+        raise ValueError(f"nfe: must be >= 1, got {nfe}")
+    if not names or names == ["auto"]:
+        names = ["jscc", "consistency"] if has_consistency else ["jscc"]
+    return [f"cm{int(nfe)}" if d == "consistency" else d for d in names]
 
 
 # ---------------------------------------------------------------------- codec

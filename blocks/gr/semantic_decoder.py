@@ -62,45 +62,44 @@ class semcom_semantic_decoder(gr.basic_block):
 
     Parameters
     ----------
-    config : YAML config path, ``Config`` or "" (frame: chunk size; model: checkpoint/codec id/device;
-        link.stream_timeout_s when ``timeout`` is 0).
+    config : YAML config path, ``Config`` or "" (defaults): frame (chunk size), model (checkpoint,
+        ratio, decoder, nfe, consistency/teacher paths, codec id, device), link.stream_timeout_s.
     checkpoint, ratio : the JSCC checkpoint (as ``semcom_semantic_encoder``).
     decoders : comma-separated decoder names: ``jscc``, ``consistency`` (= ``cm<nfe>``), ``cm1``,
-        ``cm2``..., ``teacher``. A diffusion decoder needs its checkpoint (``consistency`` /
-        ``teacher`` paths, or shipped ones found by ``find_extra_checkpoint``): else ValueError.
-    nfe : network evaluations of ``consistency``.
+        ``cm2``..., ``teacher``, or ``auto`` (jscc, plus consistency when its checkpoint is there).
+        A diffusion decoder needs its checkpoint (``consistency`` / ``teacher`` paths, the config's,
+        or shipped ones paired with the JSCC checkpoint's ratio): else ValueError.
+    nfe : network evaluations of ``consistency`` (1..16).
+    consistency, teacher : diffusion checkpoint paths.
     timeout : seconds after a stream's last chunk before it is decoded with missing chunks as
         erasures (0 = config's ``link.stream_timeout_s``).
     out_dir : write ``<out_dir>/stream<id>_<decoder>.png`` ("" = no files).
     max_backlog : images waiting for the worker (older ones dropped beyond).
     keep : decoded images kept in ``results`` for the caller/GUI.
     codec : an existing ``CodecRuntime`` to share with the encoder (loopback).
+
+    ``checkpoint``, ``ratio``, ``decoders``, ``nfe``, ``consistency``, ``teacher`` left empty ("" / 0)
+    take the config's ``model`` section (``semcom.config.with_model``: a parameter wins over the file).
     """
 
-    def __init__(self, config: Any = "", checkpoint: str = "", ratio: str = "1/6", decoders: str = "jscc",
-                 nfe: int = 1, timeout: float = 0.0, out_dir: str = "", max_backlog: int = 4, keep: int = 16,
+    def __init__(self, config: Any = "", checkpoint: str = "", ratio: str = "", decoders: str = "",
+                 nfe: int = 0, timeout: float = 0.0, out_dir: str = "", max_backlog: int = 4, keep: int = 16,
                  consistency: str = "", teacher: str = "", codec=None):
         gr.basic_block.__init__(self, name="semcom_semantic_decoder", in_sig=None, out_sig=None)
-        from semcom.imagelink import find_extra_checkpoint
+        from semcom.config import with_model
+        from semcom.imagelink import decoder_names
 
         from .ofdm_tx import spec_from_config
         from .semantic_encoder import _config, build_codec
 
-        cfg = _config(config)
-        names = [d.strip() for d in str(decoders).split(",") if d.strip()] or ["jscc"]
-        names = [f"cm{int(nfe)}" if d == "consistency" else d for d in names]
+        cfg = with_model(_config(config), decoder=decoders or None, nfe=nfe or None)
         if codec is None:
-            wants_cm = any(d.startswith("cm") for d in names)
-            wants_teacher = "teacher" in names
-            if wants_cm and not consistency:
-                consistency = str(find_extra_checkpoint("consistency", ratio) or "")
-            if wants_teacher and not teacher:
-                teacher = str(find_extra_checkpoint("teacher", ratio) or "")
-            codec = build_codec(cfg or "", checkpoint, ratio, consistency, teacher)
+            codec = build_codec(cfg, checkpoint, ratio, consistency, teacher, decoders=cfg.model.decoder)
         self.codec = codec
+        names = decoder_names(cfg.model.decoder, cfg.model.nfe, codec.codec.consistency is not None)
         self.decoders = [codec.check_decoder(d) for d in names]
-        self.spec = spec_from_config(cfg.frame if cfg is not None else None)
-        self.timeout = float(timeout) or (cfg.link.stream_timeout_s if cfg is not None else 2.0)
+        self.spec = spec_from_config(cfg.frame)
+        self.timeout = float(timeout) or cfg.link.stream_timeout_s
         self.out_dir = Path(out_dir) if out_dir else None
         self.reasm = Reassembler(self.spec.max_payload_symbols)
         self._lock = threading.Lock()

@@ -37,29 +37,38 @@ from .pdu_utils import PduError, make_pdu, parse_pdu
 __all__ = ["semcom_semantic_encoder", "build_codec"]
 
 
-def build_codec(config: Any = "", checkpoint: str = "", ratio: str = "1/6", consistency: str = "",
-                teacher: str = "", device: str = "", codec_id: int = 0):
-    """A ``CodecRuntime`` from a config (path / ``Config`` / ""), an explicit checkpoint or the shipped one for ``ratio``.
+def build_codec(config: Any = "", checkpoint: str = "", ratio: str = "", consistency: str = "",
+                teacher: str = "", device: str = "", codec_id: int = 0, decoders: str | None = None):
+    """A ``CodecRuntime`` from a config (path / ``Config`` / "" = defaults) and explicit overrides.
 
-    Precedence: ``checkpoint`` argument, then the config's ``model.checkpoint``, then
-    ``find_checkpoint(ratio)``. ``codec_id`` 0 takes the config's ``model.codec_id`` (0 there too:
-    derived from the checkpoint).
+    Each argument left empty ("" / 0) takes the config's ``model`` field (``semcom.config.with_model``):
+    the JSCC checkpoint is ``checkpoint``, else ``model.checkpoint``, else the shipped/trained one
+    for ``ratio`` (else ``model.ratio``). ``codec_id`` 0 and ``model.codec_id`` 0: derived from the
+    checkpoint. ``decoders`` (a decoder spec; "" = ``model.decoder``): also load the diffusion
+    checkpoints those decoders need (``consistency``/``teacher`` arguments, else the config's,
+    else the shipped ones paired with the JSCC checkpoint's own ratio); None (the encoder): only
+    the ``consistency``/``teacher`` arguments given.
     """
-    from semcom.imagelink import CodecRuntime, find_checkpoint
+    from semcom.config import with_model
+    from semcom.imagelink import CodecRuntime, checkpoint_ratio, extra_checkpoints, find_checkpoint
 
-    cfg = _config(config)
-    model = cfg.model if cfg is not None else None
-    ckpt = find_checkpoint(ratio, checkpoint or (model.checkpoint if model else None))
-    return CodecRuntime(ckpt, consistency, teacher, codec_id or (model.codec_id if model else 0),
-                        device or (model.device if model else "cpu"))
+    cfg = with_model(_config(config), checkpoint=checkpoint or None, ratio=ratio or None,
+                     decoder=decoders or None)
+    model = cfg.model
+    ckpt = find_checkpoint(model.ratio, model.checkpoint)
+    if decoders is not None:
+        consistency, teacher = extra_checkpoints(checkpoint_ratio(ckpt) or model.ratio, model.decoder,
+                                                 consistency or model.consistency, teacher or model.teacher)
+    return CodecRuntime(ckpt, consistency, teacher, codec_id or model.codec_id, device or model.device)
 
 
 def _config(config: Any):
-    if config is None or config == "":
-        return None
-    if isinstance(config, str):
-        from semcom.config import load_config
+    """The ``Config`` behind a block's ``config`` parameter: a YAML path, a ``Config``, or "" / None (defaults)."""
+    from semcom.config import Config, load_config
 
+    if config is None or config == "":
+        return Config()
+    if isinstance(config, str):
         return load_config(config)
     return config
 
@@ -69,9 +78,10 @@ class semcom_semantic_encoder(gr.basic_block):
 
     Parameters
     ----------
-    config : YAML config path, ``Config`` or "" (model section: checkpoint, codec_id, device).
-    checkpoint : JSCC checkpoint ("" = config / shipped one for ``ratio``).
-    ratio : bandwidth ratio selecting the shipped checkpoint ("1/6", "1/24").
+    config : YAML config path, ``Config`` or "" (defaults); model section: checkpoint, ratio,
+        codec_id, device.
+    checkpoint : JSCC checkpoint ("" = ``model.checkpoint``, else the shipped one for the ratio).
+    ratio : bandwidth ratio selecting the shipped checkpoint ("1/6", "1/24"; "" = ``model.ratio``).
     snr_db : SNR hint given to the encoder (dB, Es/N0).
     images : file, folder or comma-separated files sent after start ("" = none, "sample" = the
         bundled sample image).
@@ -81,7 +91,7 @@ class semcom_semantic_encoder(gr.basic_block):
     codec : an existing ``CodecRuntime`` to share (overrides checkpoint/ratio/config).
     """
 
-    def __init__(self, config: Any = "", checkpoint: str = "", ratio: str = "1/6", snr_db: float = 10.0,
+    def __init__(self, config: Any = "", checkpoint: str = "", ratio: str = "", snr_db: float = 10.0,
                  images: str = "", rate: float = 0.0, repeat: bool = False, first_stream_id: int = 0,
                  codec=None):
         gr.basic_block.__init__(self, name="semcom_semantic_encoder", in_sig=None, out_sig=None)

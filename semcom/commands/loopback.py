@@ -13,7 +13,10 @@ writes the originals and reconstructions as PNG, ``loopback.png`` (original | ea
 metrics in the captions) and ``loopback.json``. The sample image is matplotlib's
 ``grace_hopper.jpg`` (512x600) when installed, else a generated scene; nothing is downloaded.
 The checkpoint: ``--set model.checkpoint=PATH``, else ``models/checkpoints/jscc-<ratio>``, else a
-local training run ``runs/jscc-<ratio>*/best.safetensors``.
+local training run ``runs/jscc-<ratio>*/best.safetensors``. ``--ratio``, ``--decoder``, ``--nfe``,
+``--consistency`` and ``--teacher`` default to the config's ``model`` section (a flag wins over
+``--set model.ratio=1/24``, which wins over the file); the consistency/teacher checkpoints looked
+up automatically are those paired with the JSCC checkpoint's own ratio.
 
 PHY demo (``--phy``, also implied by ``--engine numpy``): random unit-power analog payloads
 (by default 3 streams of 3072 symbols) go through the OFDM transmitter, the channel and the
@@ -37,7 +40,7 @@ import numpy as np
 
 from semcom.blocks.phy.sigmf_io import jsonable
 from semcom.blocks.phy.snr import measured_snr_db
-from semcom.config import RANDOM_STREAM_SYMBOLS, Config, add_config_arguments, config_from_args
+from semcom.config import RANDOM_STREAM_SYMBOLS, Config, add_config_arguments, config_from_args, model_from_args
 
 __all__ = ["add_parser", "run", "random_streams", "run_numpy_loopback", "run_gnuradio_loopback", "summarize"]
 
@@ -258,7 +261,7 @@ def _run_images(args: argparse.Namespace) -> int:
 
     if args.streams is not None or args.symbols is not None or args.strict:
         raise ValueError("--streams/--symbols/--strict belong to the PHY demo: add --phy")
-    cfg = config_from_args(args, _channel_overrides(args))
+    cfg = model_from_args(config_from_args(args, _channel_overrides(args)), args)
     if args.image:
         images = [(load_image(p), str(p)) for p in image_paths(args.image)]
     elif args.bench:
@@ -272,31 +275,23 @@ def _run_images(args: argparse.Namespace) -> int:
                          "runs the PHY alone") from None
     silence_gr_logging()
     from semcom.blocks.gr.semantic_encoder import build_codec
-    from semcom.imagelink import find_extra_checkpoint
+    from semcom.imagelink import decoder_names
 
     snr = cfg.channel.snr_db if cfg.channel.snr_db is not None else 20.0
     hint = args.snr_hint if args.snr_hint is not None else snr
-    decoders = args.decoder
-    note = ""
-    if decoders == "auto":
-        decoders = "jscc"
-        if args.consistency or find_extra_checkpoint("consistency", args.ratio) is not None:
-            decoders = "jscc,consistency"
-        else:
-            note = "consistency decoder:\nno checkpoint shipped yet"
-    consistency = args.consistency or (find_extra_checkpoint("consistency", args.ratio)
-                                       if "consistency" in decoders or "cm" in decoders else None)
-    teacher = args.teacher or (find_extra_checkpoint("teacher", args.ratio) if "teacher" in decoders else None)
-    codec = build_codec(cfg, ratio=args.ratio, consistency=str(consistency or ""), teacher=str(teacher or ""))
-    for d in decoders.split(","):  # fail before the flowgraph starts
-        codec.check_decoder(d.strip())
+    # the diffusion checkpoints follow the JSCC checkpoint's own ratio (model.checkpoint may be 1/24)
+    codec = build_codec(cfg, decoders=cfg.model.decoder)
+    has_cm = codec.codec.consistency is not None
+    decoders = ",".join(codec.check_decoder(d)  # fail before the flowgraph starts
+                        for d in decoder_names(cfg.model.decoder, cfg.model.nfe, has_cm))
+    note = "consistency decoder:\nno checkpoint shipped yet" if cfg.model.decoder == "auto" and not has_cm else ""
     if args.bench:
         import json as _json
 
         from semcom.blocks.phy.sigmf_io import jsonable
         from semcom.loopback_image import benchmark, format_benchmark
 
-        b = benchmark(cfg, codec, decoders=decoders, nfe=args.nfe, repeats=args.bench_repeats)
+        b = benchmark(cfg, codec, decoders=decoders, nfe=cfg.model.nfe, repeats=args.bench_repeats)
         print(format_benchmark(b))
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -308,8 +303,8 @@ def _run_images(args: argparse.Namespace) -> int:
     if args.gui:
         from semcom.loopback_gui import run_gui
 
-        return run_gui(cfg, images, codec, hint, decoders, args.nfe, args)
-    report = run_image_loopback(cfg, images, codec, hint, decoders=decoders, nfe=args.nfe,
+        return run_gui(cfg, images, codec, hint, decoders, cfg.model.nfe, args)
+    report = run_image_loopback(cfg, images, codec, hint, decoders=decoders, nfe=cfg.model.nfe,
                                 timeout=args.timeout)
     print_image_summary(report)
     if args.out:
@@ -338,14 +333,18 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     img = parser.add_argument_group("image demo (default)")
     img.add_argument("--image", action="append", metavar="PATH",
                      help="image file or folder (repeatable; default: the bundled sample image)")
-    img.add_argument("--decoder", default="auto",
-                     help="comma-separated decoders: jscc, consistency (cm<NFE>), cm1, cm2, ..., teacher "
-                          "(default: jscc, plus consistency when a checkpoint is shipped)")
+    img.add_argument("--decoder", default=None,
+                     help="comma-separated decoders: jscc, consistency (cm<NFE>), cm1, cm2, ..., teacher, or auto "
+                          "(jscc, plus consistency when a checkpoint is given or shipped); default: model.decoder")
     img.add_argument("--consistency", metavar="PATH", default=None,
-                     help="consistency-model checkpoint (default: models/checkpoints/consistency-<ratio>* if shipped)")
-    img.add_argument("--teacher", metavar="PATH", default=None, help="diffusion teacher checkpoint (decoder teacher)")
-    img.add_argument("--nfe", type=int, default=1, help="network evaluations of the consistency decoder (default 1)")
-    img.add_argument("--ratio", default="1/6", help="bandwidth ratio of the shipped checkpoint (1/6, 1/24)")
+                     help="consistency-model checkpoint (default: model.consistency, else "
+                          "models/checkpoints/consistency-<ratio>* if shipped)")
+    img.add_argument("--teacher", metavar="PATH", default=None,
+                     help="diffusion teacher checkpoint (decoder teacher; default: model.teacher, else a shipped one)")
+    img.add_argument("--nfe", type=int, default=None,
+                     help="network evaluations of the consistency decoder, 1..16 (default: model.nfe)")
+    img.add_argument("--ratio", default=None,
+                     help="bandwidth ratio of the shipped checkpoint (1/6, 1/24; default: model.ratio)")
     img.add_argument("--snr-hint", type=float, default=None, help="SNR given to the encoder (default: --snr)")
     img.add_argument("--timeout", type=float, default=180.0, help="give up waiting for decoded images after this")
     img.add_argument("--gui", action="store_true",

@@ -20,10 +20,14 @@ Images (``--decode``, implied by ``--reference``/``--consistency``/``--teacher``
 frames are put back into images by stream id (``semcom tx --image`` or the
 ``semcom_semantic_encoder`` GRC block), lost chunks erased, duplicates (cyclic buffer,
 repeats) dropped, and decoded with ``--decoder`` (``jscc``, ``cm1``, ``cm2``..., ``teacher``,
-``consistency`` = ``cm<--nfe>``; comma-separated for several) using the receiver's SNR estimate
-and per-symbol noise variance. The checkpoint follows the bandwidth ratio each stream announces
-(shipped/trained ``jscc-<ratio>``) unless ``--ratio`` or ``--set model.checkpoint=PATH`` fixes
-it; frames whose codec id is not the checkpoint's are refused with a message saying so.
+``consistency`` = ``cm<--nfe>``; comma-separated for several; ``auto`` = jscc plus consistency
+when its checkpoint exists) using the receiver's SNR estimate and per-symbol noise variance.
+``--decoder``/``--nfe``/``--consistency``/``--teacher``/``--ratio`` default to the config's
+``model`` section (``--set model.decoder=cm2`` is the same as ``--decoder cm2``). The checkpoint
+follows the bandwidth ratio each stream announces (shipped/trained ``jscc-<ratio>``;
+``model.ratio`` for a stream whose descriptor was lost) unless ``--ratio`` or
+``--set model.checkpoint=PATH`` fixes it; frames whose codec id is not the checkpoint's are
+refused with a message saying so.
 Per image: PNG ``BASE_stream<id>_<decoder>.png`` and, in the report (``images``), the SNR
 estimate, frames and missing chunks, decode time, latency (last frame received -> image
 decoded; burst mode: from the end of the capture) and, with ``--reference IMAGE`` (file, folder
@@ -78,14 +82,18 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     img = parser.add_argument_group("images (--decode)")
     img.add_argument("--decode", action="store_true", help="decode the image streams received (semantic decoder)")
     img.add_argument("--decoder", default=None,
-                     help="comma-separated: jscc (default), cm1, cm2, ..., consistency (= cm<NFE>), teacher")
-    img.add_argument("--nfe", type=int, default=1, help="network evaluations of `consistency` (default 1)")
+                     help="comma-separated: jscc, cm1, cm2, ..., consistency (= cm<NFE>), teacher, or auto "
+                          "(default: model.decoder of the config)")
+    img.add_argument("--nfe", type=int, default=None,
+                     help="network evaluations of `consistency`, 1..16 (default: model.nfe of the config)")
     img.add_argument("--consistency", metavar="PATH", default=None,
-                     help="consistency-model checkpoint (default: a shipped/trained one for the ratio)")
-    img.add_argument("--teacher", metavar="PATH", default=None, help="diffusion teacher checkpoint")
+                     help="consistency-model checkpoint (default: model.consistency, else a shipped/trained one "
+                          "for the ratio)")
+    img.add_argument("--teacher", metavar="PATH", default=None,
+                     help="diffusion teacher checkpoint (default: model.teacher, else a shipped/trained one)")
     img.add_argument("--ratio", default=None,
                      help="decode with the checkpoint of this bandwidth ratio only (default: the ratio each "
-                          "stream announces)")
+                          "stream announces; model.ratio when its descriptor is lost)")
     img.add_argument("--reference", metavar="PATH", default=None,
                      help="the images sent (file, folder or list, in `semcom tx --image` order): PSNR/SSIM")
     add_radio_arguments(parser)
@@ -99,10 +107,9 @@ def run(args: argparse.Namespace) -> int:
 def _image_receiver(cfg, args, png_base: str | None):
     """``ImageReceiver`` for ``--decode`` (checkpoints and references loaded now: errors before any device)."""
     from semcom.imagelink import image_paths, load_image
-    from semcom.radio.images import CodecSet, ImageReceiver, parse_decoders
+    from semcom.radio.images import CodecSet, ImageReceiver
 
-    codecs = CodecSet(cfg, parse_decoders(args.decoder or "jscc", args.nfe), args.ratio, args.consistency or "",
-                      args.teacher or "")
+    codecs = CodecSet(cfg, ratio=args.ratio)  # decoders, NFE and checkpoints from cfg.model (flags applied)
     refs = [(load_image(p), str(p)) for p in image_paths(args.reference)] if args.reference else None
     return ImageReceiver(codecs, cfg.frame.max_payload_symbols, cfg.link.stream_timeout_s, refs,
                          cfg.link.stream_id, png_base)
@@ -123,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     images = _image_receiver(cfg, args, out) if decode else None
     if images is not None:
         plan["decode"] = {"decoders": images.decoders, "checkpoint": images.codecs.default.checkpoint,
-                          "ratio": "fixed" if images.codecs.fixed else "as announced (default 1/6)",
+                          "ratio": "fixed" if images.codecs.fixed else f"as announced (default {cfg.model.ratio})",
                           "references": [name for _, name in images.references]}
     if args.dry_run:
         return print_dry_run(cfg, plan)

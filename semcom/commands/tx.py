@@ -11,7 +11,7 @@ size): each image is encoded by the semantic (JSCC) encoder and sent as one stre
 descriptor frame (size, ratio, codec id) then its analog symbols, stream ids from
 ``link.stream_id`` in the order given (the order ``semcom rx --decode --reference`` expects).
 The checkpoint: ``--set model.checkpoint=PATH``, else the shipped/trained one for ``--ratio``
-(default 1/6). ``--random N`` streams of unit-power random symbols (seed ``--seed``; ``semcom rx
+(default: ``model.ratio`` of the config; ``--set model.ratio=1/24`` is the same as ``--ratio 1/24``). ``--random N`` streams of unit-power random symbols (seed ``--seed``; ``semcom rx
 --expect-random N`` rebuilds them to measure the SNR) or ``--payload X.npy`` (complex
 symbols [n] or [k, n]; 0/1 integers are sent as digital bits).
 
@@ -37,7 +37,7 @@ import time
 import yaml
 
 from semcom.blocks.phy.sigmf_io import jsonable
-from semcom.config import RANDOM_STREAM_SYMBOLS, add_config_arguments, config_from_args
+from semcom.config import RANDOM_STREAM_SYMBOLS, add_config_arguments, config_from_args, model_from_args
 
 __all__ = ["add_parser", "run", "require_radio", "add_radio_arguments", "resolve_radio", "print_dry_run",
            "guarded"]
@@ -67,8 +67,9 @@ def add_radio_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_radio(args: argparse.Namespace, command: str):
-    """``(cfg, kind, backend)`` from the arguments; ValueError for a non-radio device or a bad backend."""
-    cfg = config_from_args(args)
+    """``(cfg, kind, backend)`` from the arguments (the model flags given, e.g. ``--ratio``, in ``cfg.model``);
+    ValueError for a non-radio device or a bad backend."""
+    cfg = model_from_args(config_from_args(args), args)
     kind = require_radio(cfg, command)
     backend = args.backend if args.backend != "auto" else ("burst" if kind == "pluto" else "gnuradio")
     if backend == "burst" and kind != "pluto":
@@ -93,8 +94,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--random", metavar="N", type=int, help="N random unit-power payload streams")
     img = parser.add_argument_group("images (--image)")
     img.add_argument("--ratio", default=None,
-                     help="bandwidth ratio of the shipped/trained JSCC checkpoint (1/6, 1/24; default 1/6 or the "
-                          "ratio of model.checkpoint)")
+                     help="bandwidth ratio of the shipped/trained JSCC checkpoint (1/6, 1/24; default: "
+                          "model.ratio, or the ratio of model.checkpoint when one is set)")
     img.add_argument("--snr-hint", type=float, default=10.0,
                      help="SNR (dB, Es/N0) the encoder is told (default 10; the receiver decodes with its own "
                           "estimate)")

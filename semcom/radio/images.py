@@ -6,8 +6,9 @@ per image one *descriptor* frame (header flag ``DESCRIPTOR_FLAG``, chunk 0 of 1:
 size, bandwidth ratio, SNR hint, symbol count, interleaver seed) then the analog payload frames,
 all with the image's stream id and the codec id in every header.
 
-* ``load_codec`` / ``CodecSet``: the JSCC checkpoint of the configured ratio (``--ratio`` or
-  ``model.checkpoint``) or, when none is configured, of the ratio each stream announces.
+* ``load_codec`` / ``CodecSet``: the JSCC checkpoint of ``model.checkpoint`` or of the ratio
+  (``--ratio``, else ``model.ratio``); a receiver follows the ratio each stream announces unless
+  ``--ratio`` or ``model.checkpoint`` fixes it.
 * ``encode_images``: images -> *sends* ``(symbols, meta)`` (what ``RadioTx.send(data, **meta)``
   takes and ``semcom.radio.link.waveform_of`` modulates) plus a plan row per image.
 * ``ImageReceiver``: received frames (header record, payload, per-symbol noise variance) ->
@@ -29,10 +30,8 @@ import numpy as np
 
 from semcom.imagelink import DESCRIPTOR_FLAG, DESCRIPTOR_SYMBOLS, Descriptor, decode_descriptor, encode_descriptor
 
-__all__ = ["StreamError", "load_codec", "CodecSet", "encode_images", "image_plan", "ImageReceiver",
-           "parse_decoders"]
+__all__ = ["StreamError", "load_codec", "CodecSet", "encode_images", "image_plan", "ImageReceiver"]
 
-DEFAULT_RATIO = "1/6"
 _LOADED: dict[tuple, Any] = {}  # CodecRuntime per (checkpoints, codec id, device): a process loads each once
 
 
@@ -41,16 +40,18 @@ class StreamError(ValueError):
 
 
 def load_codec(cfg, ratio: str | None = None, consistency: str = "", teacher: str = ""):
-    """The ``CodecRuntime`` of ``model.checkpoint`` (if set) or of the shipped/trained JSCC for ``ratio``.
+    """The ``CodecRuntime`` of ``model.checkpoint`` (if set) or of the shipped/trained JSCC for ``ratio``
+    (None: ``model.ratio``).
 
     Codec id: ``model.codec_id`` (0: derived from the checkpoint, the same at both ends).
-    Raises ``FileNotFoundError`` (no checkpoint, with how to train one) or ``ValueError`` when
-    ``ratio`` contradicts ``model.checkpoint``. Loaded runtimes are kept for the process (inference
-    only, so a transmitter and a receiver in one process share them).
+    Raises ``FileNotFoundError`` (no checkpoint, with how to train one) or ``ValueError`` when an
+    explicit ``ratio`` (``--ratio``) contradicts ``model.checkpoint`` (``model.ratio`` does not: a
+    checkpoint carries its own ratio). Loaded runtimes are kept for the process (inference only,
+    so a transmitter and a receiver in one process share them).
     """
     from semcom.imagelink import CodecRuntime, find_checkpoint
 
-    ckpt = find_checkpoint(ratio or DEFAULT_RATIO, cfg.model.checkpoint)
+    ckpt = find_checkpoint(ratio or cfg.model.ratio, cfg.model.checkpoint)
     key = (str(ckpt.resolve()), str(consistency or ""), str(teacher or ""), cfg.model.codec_id, cfg.model.device)
     if key not in _LOADED:
         _LOADED[key] = CodecRuntime(ckpt, consistency or "", teacher or "", cfg.model.codec_id, cfg.model.device)
@@ -60,46 +61,45 @@ def load_codec(cfg, ratio: str | None = None, consistency: str = "", teacher: st
     return codec
 
 
-def parse_decoders(spec: str, nfe: int = 1) -> list[str]:
-    """``"jscc,consistency"`` -> ``["jscc", "cm<nfe>"]`` (names: jscc, cm1, cm2, ..., teacher, consistency)."""
-    names = [d.strip() for d in str(spec).split(",") if d.strip()] or ["jscc"]
-    if nfe < 1:
-        raise ValueError(f"--nfe must be >= 1, got {nfe}")
-    return [f"cm{int(nfe)}" if d == "consistency" else d for d in names]
-
-
 class CodecSet:
     """The codecs a receiver decodes with, one per bandwidth ratio, loaded on first use.
 
     ``ratio`` (``--ratio``) or ``model.checkpoint`` fixes the codec: a stream announcing another
     ratio is refused with a ``StreamError`` saying so. Without either, the codec follows the ratio
-    each stream's descriptor announces (``find_checkpoint(ratio)``), ``1/6`` for a stream whose
-    descriptor was lost. ``consistency``/``teacher`` paths go with the configured (or default)
-    ratio; other ratios use the shipped/trained ones (``find_extra_checkpoint``) when a decoder
-    needs them.
+    each stream's descriptor announces (``find_checkpoint(ratio)``), ``model.ratio`` for a stream
+    whose descriptor was lost. ``decoders`` (names or a spec; None: ``model.decoder`` with
+    ``model.nfe``), ``consistency``/``teacher`` paths (None: ``model.consistency``/``model.teacher``)
+    go with the first codec; for it and for other ratios the shipped/trained diffusion checkpoints
+    paired with the JSCC checkpoint's own ratio are used when a decoder needs them
+    (``semcom.imagelink.extra_checkpoints``).
     """
 
-    def __init__(self, cfg, decoders: list[str], ratio: str | None = None, consistency: str = "",
-                 teacher: str = ""):
+    def __init__(self, cfg, decoders: list[str] | str | None = None, ratio: str | None = None,
+                 consistency: str | None = None, teacher: str | None = None):
+        from semcom.imagelink import checkpoint_ratio, decoder_names, find_checkpoint
+
+        m = cfg.model
         self.cfg = cfg
-        self.decoders = decoders
-        self.fixed = bool(ratio or cfg.model.checkpoint)
-        self._extra = {"consistency": consistency or "", "teacher": teacher or ""}
-        first = load_codec(cfg, ratio, *self._paths(ratio or DEFAULT_RATIO, explicit=True))
-        for d in decoders:  # a decoder without its checkpoint fails here, before any device is touched
+        self._spec = m.decoder if decoders is None else decoders
+        self.fixed = bool(ratio or m.checkpoint)
+        self._extra = {"consistency": consistency or m.consistency or "", "teacher": teacher or m.teacher or ""}
+        own = checkpoint_ratio(find_checkpoint(ratio or m.ratio, m.checkpoint)) or (ratio or m.ratio)
+        paths = self._paths(own, explicit=True)
+        self.decoders = decoder_names(self._spec, m.nfe, bool(paths[0]))
+        first = load_codec(cfg, ratio, *paths)
+        for d in self.decoders:  # a decoder without its checkpoint fails here, before any device is touched
             first.check_decoder(d)
         self.default = first
         self._by_ratio = {first.ratio: first}
 
     def _paths(self, ratio, explicit: bool) -> tuple[str, str]:
-        from semcom.imagelink import find_extra_checkpoint
+        """(consistency, teacher) for a codec of ``ratio``: the first codec (``explicit``) gets the given paths
+        and what the decoder spec needs; later ones what the decoders chosen for the first need."""
+        from semcom.imagelink import extra_checkpoints
 
-        out = []
-        for kind, wanted in (("consistency", any(d.startswith("cm") for d in self.decoders)),
-                             ("teacher", "teacher" in self.decoders)):
-            p = self._extra[kind] if explicit else ""
-            out.append(str(p or (find_extra_checkpoint(kind, ratio) if wanted else "") or ""))
-        return out[0], out[1]
+        if explicit:
+            return extra_checkpoints(ratio, self._spec, self._extra["consistency"], self._extra["teacher"])
+        return extra_checkpoints(ratio, self.decoders)
 
     def loaded(self) -> list:
         return list(self._by_ratio.values())
