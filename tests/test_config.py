@@ -1,7 +1,10 @@
 """The YAML configuration: every shipped file loads; bad keys, types and values raise errors that
-name the file and the field; command-line overrides are typed; the model section's ratio, decoder and
-NFE are validated, and flags given as ``with_model`` win over --set and the file."""
+name the file and the field; command-line overrides are typed. The model section (ratio, decoder,
+NFE, diffusion checkpoints) reaches its readers: flags > --set > file > default for `semcom tx`,
+empty block parameters take the config, and the automatic diffusion-checkpoint lookup follows the
+JSCC checkpoint's own ratio."""
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,92 @@ def test_model_flags_override_set_and_file(tmp_path):
     with pytest.raises(TypeError, match="ratios"):
         with_model(cfg, ratios="1/6")
 
+
+# ---------------------------------------------------------------------- the model section reaches its readers
+def _need_checkpoints(*ratios: str) -> None:
+    pytest.importorskip("torch")
+    from semcom.imagelink import find_checkpoint
+
+    for r in ratios:
+        try:
+            find_checkpoint(r)
+        except FileNotFoundError as e:
+            pytest.skip(str(e))
+
+
+def test_tx_ratio_from_set_or_flag(tmp_path, capsys):
+    """`semcom tx --set model.ratio=1/24` selects the 1/24 checkpoint as `--ratio 1/24` does; the flag wins."""
+    import json
+
+    from semcom.cli import main
+    from semcom.imagelink import save_png, synthetic_image
+
+    _need_checkpoints("1/6", "1/24")
+    img = save_png(synthetic_image(32, 32, seed=1), tmp_path / "a.png")
+
+    def dry_run(*extra: str) -> tuple[dict, dict]:
+        assert main(["tx", "-c", str(ROOT / "hw_configs" / "pluto.yaml"), "--image", str(img), "--dry-run",
+                     *extra]) == 0
+        resolved, _, plan = capsys.readouterr().out.partition("# plan (dry run: no device touched)\n")
+        return yaml.safe_load(resolved)["model"], json.loads(plan)
+
+    for extra, ratio in (((), "1/6"), (("--set", "model.ratio=1/24"), "1/24"), (("--ratio", "1/24"), "1/24"),
+                         (("--set", "model.ratio=1/24", "--ratio", "1/6"), "1/6")):
+        model, plan = dry_run(*extra)
+        assert model["ratio"] == ratio and plan["ratio"] == ratio, extra
+        assert plan["checkpoint"].endswith(f"jscc-{ratio.replace('/', '_')}.safetensors"), extra
+        assert plan["images"][0]["symbols"] == 32 * 32 * 3 // int(ratio.split("/")[1]), extra
+
+
+def test_diffusion_checkpoints_follow_the_jscc_checkpoints_ratio(monkeypatch, capsys):
+    """model.checkpoint is a 1/24 JSCC while model.ratio stays 1/6: the consistency/teacher checkpoints
+    looked up automatically are the 1/24 ones (rx, loopback, the decoder block)."""
+    import semcom.imagelink as il
+    from semcom.cli import main
+    from semcom.radio.images import CodecSet
+
+    _need_checkpoints("1/24")
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(il, "find_extra_checkpoint", lambda kind, ratio: asked.append((kind, str(ratio))))
+    ckpt = str(il.find_checkpoint("1/24"))
+    assert il.checkpoint_ratio(ckpt) == Fraction(1, 24)
+    cfg = load_config(None, [f"model.checkpoint={ckpt}", "model.decoder=jscc,teacher"])
+    assert cfg.model.ratio == "1/6"
+    with pytest.raises(ValueError, match="no teacher checkpoint"):
+        CodecSet(cfg)
+    assert asked == [("teacher", "1/24")]
+    asked.clear()
+    assert main(["loopback", "--set", f"model.checkpoint={ckpt}", "--decoder", "jscc,cm2", "--out", ""]) == 2
+    assert "no consistency checkpoint" in capsys.readouterr().err
+    assert asked == [("consistency", "1/24")]
+    pytest.importorskip("gnuradio")
+    from semcom.blocks.gr.semantic_decoder import semcom_semantic_decoder
+
+    asked.clear()
+    dec = semcom_semantic_decoder(config=cfg.replace(model=ModelConfig(checkpoint=ckpt)))  # decoder auto
+    assert asked == [("consistency", "1/24")] and dec.decoders == ["jscc"] and dec.codec.ratio == Fraction(1, 24)
+
+
+def test_semantic_blocks_take_the_config_unless_their_parameter_is_set(tmp_path):
+    """Empty block parameters (GRC variables left empty / 0) take model.ratio / decoder / nfe / consistency."""
+    pytest.importorskip("gnuradio")
+    _need_checkpoints("1/6", "1/24")
+    from semcom.blocks.gr.semantic_decoder import semcom_semantic_decoder
+    from semcom.blocks.gr.semantic_encoder import semcom_semantic_encoder
+    from semcom.models.checkpoint import save_model
+    from semcom.models.config import unet_preset
+    from semcom.models.consistency import ConsistencyFunction
+    from semcom.models.unet import UNet
+
+    assert semcom_semantic_encoder(config=str(_write(tmp_path, "model:\n  ratio: 1/24\n"))).codec.ratio == Fraction(1, 24)
+    enc = semcom_semantic_encoder(config=str(_write(tmp_path, "model:\n  ratio: 1/24\n")), ratio="1/6")
+    assert enc.codec.ratio == Fraction(1, 6)
+    ucfg = unet_preset("tiny")
+    cm = tmp_path / "cm.safetensors"
+    save_model(cm, "consistency", ConsistencyFunction(UNet(ucfg), ucfg.sigma_data, ucfg.sigma_min), ucfg)
+    p = _write(tmp_path, f"model:\n  decoder: jscc,consistency\n  nfe: 3\n  consistency: {cm}\n", "cm.yaml")
+    dec = semcom_semantic_decoder(config=str(p))
+    assert dec.decoders == ["jscc", "cm3"] and dec.codec.consistency_path == str(cm)
+    assert semcom_semantic_decoder(config=str(p), codec=dec.codec, decoders="consistency", nfe=2).decoders == ["cm2"]
+    with pytest.raises(ConfigError, match="model.nfe: must be 1..16"):
+        semcom_semantic_decoder(config=str(p), codec=dec.codec, nfe=17)
