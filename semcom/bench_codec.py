@@ -113,7 +113,7 @@ def run_codec(args: argparse.Namespace) -> int:
 
     import torch
 
-    from semcom.imagelink import find_checkpoint, find_extra_checkpoint
+    from semcom.imagelink import checkpoint_ratio, find_checkpoint, find_extra_checkpoint
     from semcom.models.decoders import SemanticCodec, parse_decoder
 
     if args.repeats < 1:
@@ -121,21 +121,22 @@ def run_codec(args: argparse.Namespace) -> int:
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     jscc = find_checkpoint(args.ratio, args.jscc or None)
-    cm = args.consistency or find_extra_checkpoint("consistency", args.ratio) or ""
-    teacher = args.teacher or find_extra_checkpoint("teacher", args.ratio) or ""
+    ratio = checkpoint_ratio(jscc) or args.ratio  # the diffusion models must pair with the JSCC checkpoint's ratio
+    cm = args.consistency or find_extra_checkpoint("consistency", ratio) or ""
+    teacher = args.teacher or find_extra_checkpoint("teacher", ratio) or ""
     codec = SemanticCodec.from_checkpoints(str(jscc), str(teacher), str(cm), args.teacher_steps)
     decoders = []
     for d in (d.strip() for d in args.decoders.split(",") if d.strip()):
         kind, _ = parse_decoder(d)
         if (kind == "cm" and codec.consistency is None) or (kind == "teacher" and codec.teacher is None):
-            print(f"skipping {d}: no {'consistency' if kind == 'cm' else 'teacher'} checkpoint for ratio {args.ratio}")
+            print(f"skipping {d}: no {'consistency' if kind == 'cm' else 'teacher'} checkpoint for ratio {ratio}")
             continue
         decoders.append(d)
     print(f"semcom bench codec: {jscc}" + (f", {cm}" if cm else "") + (f", {teacher}" if teacher else ""))
     rows = measure(codec, args.sizes, decoders, args.snr, args.repeats)
     print(format_table(rows, threads))
     if args.json:
-        Path(args.json).write_text(json.dumps({"threads": threads, "ratio": args.ratio, "jscc": str(jscc),
+        Path(args.json).write_text(json.dumps({"threads": threads, "ratio": str(ratio), "jscc": str(jscc),
                                                "consistency": str(cm), "teacher": str(teacher), "rows": rows},
                                               indent=2) + "\n")
         print(f"JSON: {args.json}")
