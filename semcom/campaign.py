@@ -1,4 +1,4 @@
-"""Measurement campaigns: sweep config fields, N payloads per point, one CSV row per payload.
+"""Measurement campaigns: sweep config fields, N payloads per point, one CSV row per payload and decoder.
 
 A campaign file (YAML, strictly checked: unknown keys and wrong types are errors naming the key)::
 
@@ -18,14 +18,28 @@ folder or a comma-separated list, relative to this file, or ``cifar10:PATH:N``: 
 images of a CIFAR-10 npz, ``PATH`` a folder holding ``test.npz`` or the npz itself, in the fixed
 shuffle of ``semcom.bench_compare.load_images``, labels from its ``y``; payload ``k`` sends image
 ``k % count``; without ``images``, seeded synthetic ``SYNTHETIC_SIZE`` scenes): each is encoded by
-the JSCC of ``model.checkpoint`` (default: the shipped one), framed as one stream, sent over the
-link, reassembled (lost chunks erased, with the receiver's per-symbol noise variance) and decoded
-(``jscc`` decoder); ``psnr_db`` and ``ssim`` compare it with the original. The shipped CIFAR-10
-classifier (``CLASSIFIER``; images resized to 32x32 first) then gives ``accuracy`` (its top-1 on
-the reconstruction equals the label: labelled CIFAR-10 images only) and ``agreement`` (its top-1
-on the reconstruction equals its top-1 on the original: any image), 1 or 0 per row, so a point's
-mean is the accuracy / agreement rate; an image lost entirely counts 0 for both. Works on every
-link (simulator, Pluto burst mode, USRP through GNU Radio).
+the point's JSCC, framed as one stream, sent over the link, reassembled (lost chunks erased, with
+the receiver's per-symbol noise variance) and decoded by every decoder of the point, one row each
+(the decoders see the same received symbols); ``psnr_db`` and ``ssim`` compare it with the
+original. The shipped CIFAR-10 classifier (``CLASSIFIER``; images resized to 32x32 first) then
+gives ``accuracy`` (its top-1 on the reconstruction equals the label: labelled CIFAR-10 images
+only) and ``agreement`` (its top-1 on the reconstruction equals its top-1 on the original: any
+image), 1 or 0 per row, so a point's mean is the accuracy / agreement rate; an image lost entirely
+counts 0 for both. Works on every link (simulator, Pluto burst mode, USRP through GNU Radio).
+
+The models of a point come from its config's ``model`` section (``point_models``), so
+``model.ratio``, ``model.checkpoint``, ``model.decoder``, ``model.nfe``, ``model.consistency`` and
+``model.teacher`` can be swept like any field: the JSCC checkpoint is ``model.checkpoint`` or the
+shipped/trained one for ``model.ratio``; the decoders are ``model.decoder`` (``jscc``, ``cmN``,
+``consistency`` = ``cm<model.nfe>``, ``teacher``; ``auto`` = jscc plus consistency when a
+checkpoint exists); the diffusion checkpoints are ``model.consistency``/``model.teacher`` or the
+shipped/trained ones paired with the JSCC checkpoint's own ratio. A decoder without its checkpoint,
+a missing or wrong-kind checkpoint, or a swept ``model.ratio`` that a fixed ``model.checkpoint``
+contradicts stops the campaign before anything runs, naming the point and the field. Relative
+``model.checkpoint``/``consistency``/``teacher`` paths in the file's ``set:`` and ``sweep:`` are
+relative to the campaign file (``--set`` on the command line: to the working directory). Loaded
+codecs are kept per (checkpoints, codec id, device) for the whole run. Sweeping ``model.*`` with
+random payloads is refused (it would change nothing).
 
 Every point's config is validated before anything runs (a bad sweep value fails at once,
 naming the point and field). ``link: radio`` drives ``radio.device``: pluto / fake_pluto in
@@ -33,20 +47,26 @@ burst mode (cyclic TX + capture, ``semcom.radio.pluto_burst``), uhd / fake_uhd t
 (``semcom.radio.link.GnuRadioLink``: TX and RX flowgraphs on the same USRP; decoded frames only,
 so no IQ recording there; ``timeout_s`` bounds the wait for a payload's frames).
 
-Output directory: ``run.json`` (campaign, resolved base config, git revision, checksums of the
-campaign file and the model checkpoint, a fingerprint), ``results.csv`` (``ROW_FIELDS`` plus one
-column per swept field), ``iq/`` (SigMF captures). Rows are appended one at a time (flush +
-fsync), so a run killed at any moment keeps every finished row; running the same command again
-resumes: a torn last line is cut, finished ``(point, payload)`` keys are skipped, so no row is
-lost or duplicated. Results of a different campaign in the same directory are refused.
+Output directory: ``run.json`` (campaign, resolved base config, git revision, checksum of the
+campaign file, ``models``: role, path, sha256 and points of every checkpoint used, classifier
+included; a fingerprint), ``results.csv`` (``ROW_FIELDS`` plus one column per swept field after
+the key columns), ``iq/`` (SigMF captures). Rows are appended one at a time (flush + fsync), so a
+run killed at any moment keeps every finished row; running the same command again resumes: a torn
+last line is cut, finished ``(point, payload, decoder)`` keys are skipped (a payload whose rows
+were cut short is sent again and decoded by the missing decoders only), so no row is lost or
+duplicated. Results of a different campaign in the same directory are refused, and so is a resume
+whose checkpoints changed (checksums differ from ``run.json``).
 
-Per row: ``status`` (``ok`` / ``no_frames``), frames sent/received, ``frame_loss``, the receiver's
-``snr_est_db``, the post-equalisation ``snr_meas_db`` against the sent symbols, ``latency_s``
-(TX start to decoded), and, for image payloads, ``psnr_db`` / ``ssim`` / ``accuracy`` /
-``agreement`` (``ACCURACY_NOTE``). Failures: a device error aborts with
-``CampaignError`` (rows so far intact; rerun to resume); a full disk while recording IQ is
-recorded in the row's ``note`` (IQ recording stops, measurements go on); a full disk while
-appending a row cuts the partial line and aborts.
+Per row: ``decoder`` (empty for random payloads), ``nfe`` (diffusion-network evaluations: 0 for
+jscc, N for cmN, 2 x steps - 1 for teacher), ``ratio`` (the JSCC checkpoint's own), ``symbols``
+(payload symbols sent), ``status`` (``ok`` / ``no_frames``), frames sent/received, ``frame_loss``,
+the receiver's ``snr_est_db``, the post-equalisation ``snr_meas_db`` against the sent symbols,
+``latency_s`` (TX start to frames decoded, plus this decoder's image decode), ``decode_s`` (the
+image decode alone), and, for image payloads, ``psnr_db`` / ``ssim`` / ``accuracy`` /
+``agreement`` (``ACCURACY_NOTE``). Failures: a device error aborts with ``CampaignError`` (rows so
+far intact; rerun to resume); a full disk while recording IQ is recorded in the row's ``note`` (IQ
+recording stops, measurements go on); a full disk while appending a row cuts the partial line and
+aborts.
 """
 
 from __future__ import annotations
@@ -68,20 +88,23 @@ import numpy as np
 import yaml
 
 from semcom.blocks.phy.sigmf_io import jsonable
-from semcom.config import RANDOM_STREAM_SYMBOLS, ConfigError, load_config, yaml_load
+from semcom.config import RANDOM_STREAM_SYMBOLS, ConfigError, load_config, parse_override, yaml_load
 
 _DEFAULT_PAYLOAD = {"kind": "random", "streams": 1, "symbols": RANDOM_STREAM_SYMBOLS, "seed": 0}
 
-__all__ = ["Campaign", "CampaignError", "load_campaign", "run_campaign", "read_rows", "summarize", "plot",
-           "ROW_FIELDS"]
+__all__ = ["Campaign", "CampaignError", "PointModels", "load_campaign", "point_models", "run_campaign", "read_rows",
+           "summarize", "quality_series", "plot", "ROW_FIELDS"]
 
-ROW_FIELDS = ["point", "payload", "status", "frames_sent", "frames_received", "frame_loss", "snr_est_db",
-              "snr_meas_db", "latency_s", "psnr_db", "ssim", "accuracy", "agreement", "iq_file", "note", "time_utc"]
+KEY_FIELDS = ["point", "payload", "decoder"]  # a row's identity (resume skips finished keys)
+ROW_FIELDS = KEY_FIELDS + ["status", "nfe", "ratio", "symbols", "frames_sent", "frames_received", "frame_loss",
+                           "snr_est_db", "snr_meas_db", "latency_s", "decode_s", "psnr_db", "ssim", "accuracy",
+                           "agreement", "iq_file", "note", "time_utc"]
 LINKS = ("simulator", "radio")
 _KEYS = {"config": (str, type(None)), "set": list, "sweep": dict, "payloads_per_point": int, "payload": dict,
          "link": str, "record_iq": bool, "out": (str, type(None)), "timeout_s": (int, float)}
 _PAYLOAD_KEYS = {"kind": str, "streams": int, "symbols": int, "seed": int, "images": str}
 PAYLOAD_KINDS = ("random", "images")
+MODEL_PATHS = ("model.checkpoint", "model.consistency", "model.teacher")  # rebased on the campaign file
 SYNTHETIC_SIZE = (96, 128)  # (H, W) of the synthetic images ``payload.kind: images`` sends without ``images``
 CIFAR_PREFIX = "cifar10:"
 
@@ -194,13 +217,35 @@ def load_campaign(path: str | Path) -> Campaign:
     link = d.get("link", "simulator")
     if link not in LINKS:
         raise bad("link", f"must be one of {', '.join(LINKS)}; got {link!r}")
+    model_swept = [k for k in sweep if k.startswith("model.")]
+    if model_swept and payload["kind"] != "images":
+        raise bad(f"sweep.{model_swept[0]}", "the model section acts on image payloads only (payload.kind: images); "
+                                             "with random payloads every point would send the same")
     base = p.parent
+    sweep = {k: [_rebase(v, base) for v in vals] if k in MODEL_PATHS else vals for k, vals in sweep.items()}
+    sets = []
+    for s in d.get("set") or []:
+        try:
+            key, value = parse_override(s) if isinstance(s, str) else (None, None)
+        except ConfigError as e:
+            raise bad("set", str(e)) from None
+        if key is None:
+            raise bad("set", f"{s!r}: entries must be section.key=value strings")
+        dotted = ".".join(key)
+        sets.append(f"{dotted}={json.dumps(_rebase(value, base))}" if dotted in MODEL_PATHS else s)
     cfg = d.get("config")
     out = d.get("out")
-    return Campaign(config=str((base / cfg).resolve()) if cfg else None, sweep=dict(sweep), payloads_per_point=n,
+    return Campaign(config=str((base / cfg).resolve()) if cfg else None, sweep=sweep, payloads_per_point=n,
                     payload=payload, link=link, record_iq=bool(d.get("record_iq", False)),
-                    out=str((base / out).resolve()) if out else None, set=list(d.get("set") or []),
+                    out=str((base / out).resolve()) if out else None, set=sets,
                     timeout_s=float(d.get("timeout_s", 10.0)), source=str(p))
+
+
+def _rebase(value: Any, base: Path) -> Any:
+    """A relative checkpoint path of the campaign file, made absolute against its folder (others as given)."""
+    if isinstance(value, str) and value.strip() and not Path(value).expanduser().is_absolute():
+        return str((base / value).resolve())
+    return value
 
 
 # ---------------------------------------------------------------------- metadata
@@ -229,6 +274,18 @@ def _git_revision() -> str | None:
 def _fingerprint(camp: Campaign, base_cfg) -> str:
     blob = json.dumps({"campaign": camp.to_dict(), "config": jsonable(base_cfg.to_dict())}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _models_record(models: list[PointModels | None], images: bool) -> list[dict[str, Any]]:
+    """``run.json`` ``models``: ``{role, path, sha256, points}`` per checkpoint the run loads (the
+    classifier for image payloads included)."""
+    pts: dict[tuple[str, str], list[int]] = {}
+    for i, pm in enumerate(models):
+        for key in pm.paths() if pm is not None else []:
+            pts.setdefault(key, []).append(i)
+    if images and CLASSIFIER.is_file():
+        pts[("classifier", str(CLASSIFIER))] = list(range(len(models)))
+    return [{"role": r, "path": p, "sha256": _sha256(p), "points": v} for (r, p), v in pts.items()]
 
 
 # ---------------------------------------------------------------------- rows
@@ -382,20 +439,110 @@ class _Classifier:
             return int(self.model(x).argmax(1)[0])
 
 
-def _image_payload(cfg, pl: dict, k: int, cache: dict):
-    """``(uint8 [H, W, 3] image, label or None, CodecRuntime, encoder SNR hint dB)`` for payload ``k``;
-    the image source and the codecs (per checkpoint) are kept in ``cache``."""
-    from semcom.imagelink import CodecRuntime, find_checkpoint
+@dataclass(frozen=True)
+class PointModels:
+    """The models of one sweep point (image payloads), resolved from its ``model`` section.
 
-    ckpt = str(find_checkpoint("1/6", cfg.model.checkpoint))
-    key = (ckpt, cfg.model.codec_id, cfg.model.device)
+    ``checkpoint``: the JSCC checkpoint path; ``ratio``: its own bandwidth ratio (``"1/6"``);
+    ``decoders``: the decoder names to run, one row each (``jscc``, ``cmN``, ``teacher``);
+    ``consistency``/``teacher``: the diffusion checkpoints those decoders need ("" = not needed).
+    """
+
+    checkpoint: str
+    ratio: str
+    decoders: tuple[str, ...]
+    consistency: str = ""
+    teacher: str = ""
+
+    def paths(self) -> list[tuple[str, str]]:
+        """``(role, path)`` of every checkpoint this point loads."""
+        return [(r, p) for r, p in (("jscc", self.checkpoint), ("consistency", self.consistency),
+                                    ("teacher", self.teacher)) if p]
+
+
+def _checkpoint_kind(path: str | Path) -> str | None:
+    """``semcom.kind`` of a checkpoint's safetensors metadata (no tensor read); None if unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return (f.metadata() or {}).get("semcom.kind")
+    except Exception:  # noqa: BLE001 - safetensors raises several types for a corrupt header
+        return None
+
+
+def point_models(cfg, where: str = "config", point: dict | None = None) -> PointModels:
+    """Resolve the models of a point whose config is ``cfg`` (no weights loaded).
+
+    ``where`` names the point in errors, ``point`` its swept fields (a swept ``model.ratio`` must
+    agree with a fixed ``model.checkpoint``). Raises ``CampaignError`` naming ``where`` and the
+    ``model.*`` field: no JSCC checkpoint for the ratio, a file that is missing or of another kind,
+    a decoder whose diffusion checkpoint is neither given nor shipped/trained for the ratio.
+    """
+    from fractions import Fraction
+
+    from semcom.imagelink import checkpoint_ratio, decoder_names, extra_checkpoints, find_checkpoint, ratio_tag
+
+    m = cfg.model
+    field_ = "model.checkpoint" if m.checkpoint else "model.ratio"
+    try:
+        ckpt = str(find_checkpoint(m.ratio, m.checkpoint).resolve())
+    except FileNotFoundError as e:
+        raise CampaignError(f"{where}: {field_}: {e}") from None
+    own = checkpoint_ratio(ckpt)
+    if own is None:
+        raise CampaignError(f"{where}: {field_}: {ckpt} is not a readable JSCC checkpoint")
+    if m.checkpoint and "model.ratio" in (point or {}) and Fraction(m.ratio) != own:
+        raise CampaignError(f"{where}: model.ratio {m.ratio} contradicts model.checkpoint {ckpt} (ratio {own}): a "
+                            f"checkpoint carries its own ratio; sweep model.checkpoint instead, or drop it")
+    cons, teach = extra_checkpoints(own, m.decoder, m.consistency, m.teacher)
+    names = tuple(dict.fromkeys(decoder_names(m.decoder, m.nfe, bool(cons))))  # "consistency,cm1": one cm1
+    need = {"consistency": any(d.startswith("cm") for d in names), "teacher": "teacher" in names}
+    found = {"consistency": cons, "teacher": teach}
+    for kind, path in found.items():
+        if not need[kind]:
+            found[kind] = ""
+            continue
+        if not path:
+            tag = ratio_tag(own)
+            raise CampaignError(
+                f"{where}: model.decoder {m.decoder!r} needs a {kind} checkpoint for ratio {own}: model.{kind} is "
+                f"not set and none is shipped or trained (models/checkpoints/{kind}-{tag}.safetensors, "
+                f"runs/{kind}*{tag}*/best.safetensors); set model.{kind}=PATH or drop the decoder")
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise CampaignError(f"{where}: model.{kind}: {path}: checkpoint not found")
+        if (got := _checkpoint_kind(path)) != kind:
+            raise CampaignError(f"{where}: model.{kind}: {path} is " +
+                                (f"a {got!r} checkpoint, not a {kind} one" if got else "not a readable checkpoint"))
+        found[kind] = str(path.resolve())
+    return PointModels(ckpt, str(own), names, found["consistency"], found["teacher"])
+
+
+def _codec(cfg, models: PointModels, cache: dict, where: str = "config"):
+    """The ``CodecRuntime`` of ``models``, loaded once per (checkpoints, codec id, device) into ``cache``."""
+    from semcom.imagelink import CodecRuntime
+
+    key = ("codec", models.checkpoint, models.consistency, models.teacher, cfg.model.codec_id, cfg.model.device)
     if key not in cache:
-        cache[key] = CodecRuntime(ckpt, codec_id=cfg.model.codec_id, device=cfg.model.device)
+        try:
+            cache[key] = CodecRuntime(models.checkpoint, models.consistency, models.teacher,
+                                      codec_id=cfg.model.codec_id, device=cfg.model.device)
+        except (OSError, ValueError, RuntimeError) as e:  # CheckpointError is a ValueError
+            raise CampaignError(f"{where}: cannot load the models {dict(models.paths())}: {e}") from None
+    return cache[key]
+
+
+def _image_payload(cfg, pl: dict, k: int, cache: dict, models: PointModels | None = None, where: str = "config"):
+    """``(uint8 [H, W, 3] image, label or None, CodecRuntime, encoder SNR hint dB)`` for payload ``k``;
+    ``models``: the point's (None: resolved from ``cfg``), ``where`` names it in errors; the image
+    source and the codecs are kept in ``cache``."""
+    codec = _codec(cfg, models or point_models(cfg, where), cache, where)
     if "images" not in cache:
         cache["images"] = _ImageSource(pl)
     img, label = cache["images"].get(k)
     snr = cfg.channel.snr_db
-    return img, label, cache[key], float(snr) if snr is not None and np.isfinite(snr) else 10.0
+    return img, label, codec, float(snr) if snr is not None and np.isfinite(snr) else 10.0
 
 
 def _classifier(cache: dict) -> "_Classifier | None":
@@ -405,11 +552,15 @@ def _classifier(cache: dict) -> "_Classifier | None":
     return cache["classifier"]
 
 
-def _image_metrics_row(cfg, codec, img: np.ndarray, dec, sid: int, n_symbols: int, snr_hint: float,
-                       clf: "_Classifier | None" = None, label: int | None = None) -> dict:
+def _image_metrics_rows(cfg, codec, decoders: list[str] | tuple[str, ...], img: np.ndarray, dec, sid: int,
+                        n_symbols: int, snr_hint: float, clf: "_Classifier | None" = None, label: int | None = None,
+                        seed: int = 0) -> dict[str, dict]:
     """Reassemble stream ``sid`` from ``dec`` (``frames``, ``payloads``, ``noise_vars``; lost chunks
-    erased), decode it: ``psnr_db``, ``ssim``, with ``clf`` ``accuracy`` (``label`` given) and
-    ``agreement`` (1/0), and ``note``."""
+    erased) once and decode it with each of ``decoders`` (diffusion noise seeded by ``seed``).
+
+    Returns ``{decoder: {psnr_db, ssim, decode_s (s), note, and with clf: agreement, accuracy
+    (label given), 1/0}}``; a lost image has no PSNR and counts 0 for the classifier columns.
+    """
     from semcom.blocks.phy.chunking import Reassembler
     from semcom.imagelink import image_metrics
 
@@ -425,15 +576,23 @@ def _image_metrics_row(cfg, codec, img: np.ndarray, dec, sid: int, n_symbols: in
     if got is None:
         got = next(iter(asm.flush(sid, total_symbols=n_symbols)), None)
     if got is None:
-        return {**cls, "note": "image lost (no frame of its stream)" + (": counted misclassified" if cls else "")}
+        note = "image lost (no frame of its stream)" + (": counted misclassified" if cls else "")
+        return {d: {**cls, "note": note} for d in decoders}
     snr = float(np.nanmean(snrs)) if np.isfinite(snrs).any() else snr_hint
-    out = codec.decode(got.symbols[:n_symbols], got.noise_var[:n_symbols], snr, img.shape[:2], "jscc")
-    m = image_metrics(out, img)
-    if clf is not None:
-        pred = clf.top1(out)
-        cls = {"agreement": int(pred == clf.top1(img)), **({"accuracy": int(pred == label)} if label is not None else {})}
     lost = f"{len(got.missing)} of {got.chunk_count} chunks lost" if got.missing else ""
-    return {"psnr_db": _fmt(m["psnr"]), "ssim": _fmt(m.get("ssim", float("nan"))), **cls, "note": lost}
+    clean = clf.top1(img) if clf is not None else None
+    rows = {}
+    for d in decoders:
+        t0 = time.perf_counter()
+        out = codec.decode(got.symbols[:n_symbols], got.noise_var[:n_symbols], snr, img.shape[:2], d, seed=seed)
+        row = {"decode_s": _fmt(time.perf_counter() - t0), "note": lost}
+        m = image_metrics(out, img)
+        row.update(psnr_db=_fmt(m["psnr"]), ssim=_fmt(m.get("ssim", float("nan"))))
+        if clf is not None:
+            pred = clf.top1(out)
+            row.update(agreement=int(pred == clean), **({"accuracy": int(pred == label)} if label is not None else {}))
+        rows[d] = row
+    return rows
 
 
 def _gr_image_frames(gr_link, sid: int):
@@ -495,15 +654,16 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                                 f"the config has {base_cfg.radio.device!r}")
     images = camp.payload["kind"] == "images"
     cache: dict = {}  # image source, codecs, classifier
-    model_sha = _sha256(base_cfg.model.checkpoint)
+    models: list[PointModels | None] = [None] * len(points)
     if images:
-        from semcom.imagelink import ImageError, find_checkpoint
+        from semcom.imagelink import ImageError
 
         try:
             cache["images"] = _ImageSource(camp.payload)
-            model_sha = _sha256(find_checkpoint("1/6", base_cfg.model.checkpoint))
-        except (ImageError, FileNotFoundError) as e:
+        except ImageError as e:
             raise CampaignError(str(e)) from None
+        models = [point_models(cfg, f"sweep point {i} {pt}", pt) for i, (pt, cfg) in enumerate(zip(points, cfgs))]
+    used = _models_record(models, images)
     out.mkdir(parents=True, exist_ok=True)
     fp = _fingerprint(camp, base_cfg)
     meta_path = out / "run.json"
@@ -512,30 +672,41 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
         if old.get("fingerprint") != fp:
             raise CampaignError(f"{out} holds results of another campaign (fingerprint {old.get('fingerprint')} != "
                                 f"{fp}); use another --out")
+        if "models" in old and old["models"] != used:
+            was = {(m["role"], m["path"]): m["sha256"] for m in old["models"]}
+            now = {(m["role"], m["path"]): m["sha256"] for m in used}
+            diff = sorted(f"{r} {p_}" for r, p_ in set(was) | set(now) if was.get((r, p_)) != now.get((r, p_)))
+            raise CampaignError(f"{out}: the models changed since this run started ({'; '.join(diff)}: checksum "
+                                f"differs, or the model is new or gone); restore them or use another --out")
     else:
         meta = {"fingerprint": fp, "campaign": camp.to_dict(), "campaign_file": camp.source,
                 "campaign_sha256": _sha256(camp.source), "config": jsonable(base_cfg.to_dict()),
-                "git_revision": _git_revision(), "model_checkpoint_sha256": model_sha,
-                "classifier_sha256": _sha256(CLASSIFIER) if images else None,
+                "git_revision": _git_revision(), "models": used,
                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "columns_note":
                 ("psnr_db, ssim, accuracy, agreement: image payloads only; " if images
-                 else "psnr_db, ssim, accuracy, agreement: empty (random payloads); ") + ACCURACY_NOTE +
-                ("" if CLASSIFIER.is_file() else f"; no classifier at {CLASSIFIER}: accuracy/agreement empty")}
+                 else "psnr_db, ssim, accuracy, agreement, decoder, nfe, ratio: empty (random payloads); ") +
+                "nfe: diffusion-network evaluations of the decoder (0 jscc, N cmN, 2 x steps - 1 teacher); " +
+                ACCURACY_NOTE + ("" if CLASSIFIER.is_file() else f"; no classifier at {CLASSIFIER}: accuracy/agreement "
+                                                                 "empty")}
         tmp = meta_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
         os.replace(tmp, meta_path)
     sweep_cols = list(camp.sweep)
-    fields = ROW_FIELDS[:2] + sweep_cols + ROW_FIELDS[2:]
+    nk = len(KEY_FIELDS)
+    fields = ROW_FIELDS[:nk] + sweep_cols + ROW_FIELDS[nk:]
     writer = _RowWriter(out / "results.csv", fields)
-    done = {(r["point"], r["payload"]) for r in read_rows(out)}
+    done = {tuple(r[c] for c in KEY_FIELDS) for r in read_rows(out)}
     pl = camp.payload
     record = camp.record_iq
     save = record_writer or save_capture
     written = skipped = 0
     try:
-        for i, (pt, cfg) in enumerate(zip(points, cfgs)):
-            todo = [k for k in range(camp.payloads_per_point) if (str(i), str(k)) not in done]
-            skipped += camp.payloads_per_point - len(todo)
+        for i, (pt, cfg, pm) in enumerate(zip(points, cfgs, models)):
+            where = f"point {i} {pt}"
+            names = list(pm.decoders) if pm is not None else [""]
+            todo = {k: [d for d in names if (str(i), str(k), d) not in done] for k in range(camp.payloads_per_point)}
+            todo = {k: ds for k, ds in todo.items() if ds}  # a payload cut short: its missing decoders only
+            skipped += camp.payloads_per_point * len(names) - sum(map(len, todo.values()))
             if not todo:
                 continue
             radio = gr_link = None
@@ -548,9 +719,9 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                     from semcom.radio.pluto_burst import PlutoBurst
 
                     radio = PlutoBurst(cfg, factory=radio_factory)
-                for k in todo:
+                for k, need in todo.items():
                     if images:
-                        img, label, codec, snr_hint = _image_payload(cfg, pl, k, cache)
+                        img, label, codec, snr_hint = _image_payload(cfg, pl, k, cache, pm, where)
                         streams = [codec.encode(img, snr_hint)]
                     else:
                         streams = random_payloads(pl["streams"], pl["symbols"], pl["seed"] + 1000 * k)
@@ -572,20 +743,20 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                                 iq, _ = _exchange_simulator(cfg, tx, k)
                             dec = decode_iq(cfg, iq)
                     except (RadioError, OSError) as e:
-                        raise CampaignError(f"point {i} {pt}, payload {k}: device error: {e}. Rows so far are "
+                        raise CampaignError(f"{where}, payload {k}: device error: {e}. Rows so far are "
                                             f"intact in {out / 'results.csv'}; fix it and rerun to resume") from None
                     ev = evaluate(tx, dec)
-                    latency = time.perf_counter() - t0
+                    t_link = time.perf_counter() - t0
                     row = {"point": i, "payload": k, **pt, **{c: _fmt(v) for c, v in ev.items() if c in ROW_FIELDS},
-                           "status": "ok" if ev["frames_received"] else "no_frames", "latency_s": _fmt(latency),
-                           "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                           "status": "ok" if ev["frames_received"] else "no_frames",
+                           "symbols": sum(int(z.size) for z in streams)}
                     notes = []
+                    per: dict[str, dict] = {"": {}}
                     if images:
                         got = _gr_image_frames(gr_link, sid) if gr_link is not None else dec
-                        m = _image_metrics_row(cfg, codec, img, got, sid, streams[0].size, snr_hint,
-                                               _classifier(cache), label)
-                        notes.append(m.pop("note"))
-                        row.update(m)
+                        per = _image_metrics_rows(cfg, codec, need, img, got, sid, streams[0].size, snr_hint,
+                                                  _classifier(cache), label, seed=pl["seed"] + k)
+                        row["ratio"] = str(codec.ratio)
                     if record and iq is None:
                         notes.append("iq not recorded: the GNU Radio link delivers decoded frames only")
                     elif record:
@@ -601,11 +772,17 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                             if e.errno == errno.ENOSPC:
                                 record = False
                             log(f"campaign: point {i} payload {k}: {notes[-1]}")
-                    row["note"] = "; ".join(n for n in notes if n)
-                    writer.write(row)
-                    written += 1
-                    if after_row is not None:
-                        after_row(written)
+                    for d in need:
+                        m = dict(per[d])
+                        decode_s = _f(m.get("decode_s"))
+                        writer.write({**row, **m, "decoder": d,
+                                      "nfe": codec.codec.nfe(d) - 1 if d else None,  # the JSCC pass not counted
+                                      "latency_s": _fmt(t_link + (decode_s if np.isfinite(decode_s) else 0.0)),
+                                      "note": "; ".join(n for n in [m.get("note"), *notes] if n),
+                                      "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                        written += 1
+                        if after_row is not None:
+                            after_row(written)
             finally:
                 if radio is not None:
                     radio.close()
@@ -626,34 +803,62 @@ def _f(v: str) -> float:
 
 
 def summarize(out: str | Path) -> list[dict[str, Any]]:
-    """One dict per point: swept fields, payloads, mean frame loss / SNR est / SNR meas / latency / PSNR /
-    SSIM / accuracy / agreement (None where a column is empty)."""
+    """One dict per point and decoder: ``point``, swept fields, for image payloads ``decoder``,
+    ``nfe``, ``ratio`` and mean ``symbols``, then ``payloads`` and the means of frame loss / SNR
+    est / SNR meas / latency / decode time / PSNR / SSIM / accuracy / agreement (None where a
+    column is empty). Ordered by point, decoders in the order they ran."""
     rows = read_rows(out)
     if not rows:
         raise CampaignError(f"{out}: no results.csv rows")
     meta = json.loads((Path(out) / "run.json").read_text())
     sweep = list(meta["campaign"]["sweep"])
-    by: dict[str, list[dict]] = {}
+    by: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        by.setdefault(r["point"], []).append(r)
+        by.setdefault((r["point"], r.get("decoder") or ""), []).append(r)
+    decoded = any(d for _, d in by)
     table = []
-    for p in sorted(by, key=int):
-        rs = by[p]
-        d: dict[str, Any] = {"point": int(p), **{k: rs[0][k] for k in sweep}, "payloads": len(rs)}
-        for col in ("frame_loss", "snr_est_db", "snr_meas_db", "latency_s", "psnr_db", "ssim", "accuracy", "agreement"):
+    for p, dec in sorted(by, key=lambda pd: int(pd[0])):  # stable: decoders keep their order
+        rs = by[(p, dec)]
+        d: dict[str, Any] = {"point": int(p), **{k: rs[0][k] for k in sweep}}
+        if decoded:
+            d.update(decoder=dec or None, nfe=rs[0].get("nfe") or None, ratio=rs[0].get("ratio") or None,
+                     symbols=float(np.nanmean([_f(r.get("symbols")) for r in rs])))
+        d["payloads"] = len(rs)
+        for col in ("frame_loss", "snr_est_db", "snr_meas_db", "latency_s", "decode_s", "psnr_db", "ssim", "accuracy",
+                    "agreement"):
             v = np.array([_f(r.get(col)) for r in rs])  # a column older runs lack reads as nan
             d[col] = float(np.nanmean(v)) if np.isfinite(v).any() else None
         table.append(d)
     return table
 
 
-def plot(out: str | Path, png: str | Path | None = None) -> tuple[list[dict], Path]:
-    """Summary table and a figure of a run; returns ``(table, png)`` (default ``out/plot.png``).
+def quality_series(table: list[dict], sweep: list[str], xkey: str | None = None) -> dict[str, list[tuple[float, dict]]]:
+    """The lines of the quality panels: label -> ``[(measured SNR dB, summary entry), ...]`` sorted by SNR.
 
-    Panels, one line per combination of the other swept fields (e.g. decoder, NFE, profile):
-    measured post-equalisation SNR and the receiver's estimate vs the first numeric swept field
-    (SNR, TX gain, frequency ...), frame loss vs that field, and, for image payloads, PSNR,
-    classifier accuracy (labelled images) and classifier agreement vs measured SNR.
+    One line per decoder and per combination of the swept fields other than ``xkey`` (the link
+    knob the SNR follows); ``model.ratio`` appears as the checkpoint's own ``ratio`` (also when
+    ``model.checkpoint`` is what is swept). Entries without a measured SNR are left out.
+    """
+    groups = [k for k in sweep if k != xkey and not (k == "model.ratio" and "ratio" in table[0])]
+    ratios = {t.get("ratio") for t in table}
+    out: dict[str, list[tuple[float, dict]]] = {}
+    for t in table:
+        parts = [f"{k}={t[k]}" for k in groups]
+        parts += [f"ratio {t['ratio']}"] if len(ratios) > 1 else []
+        parts += [t["decoder"]] if t.get("decoder") else []
+        if t["snr_meas_db"] is not None:
+            out.setdefault(", ".join(parts) or "all", []).append((t["snr_meas_db"], t))
+    return {k: sorted(v, key=lambda e: e[0]) for k, v in out.items()}
+
+
+def plot(out: str | Path, png: str | Path | None = None) -> tuple[list[dict], Path]:
+    """Summary table (``summarize``) and a figure of a run; returns ``(table, png)`` (default ``out/plot.png``).
+
+    Panels: measured post-equalisation SNR and the receiver's estimate vs the first numeric swept
+    field (SNR, TX gain, frequency ...) and frame loss vs that field, one line per combination of
+    the other swept fields (the link is shared by a point's decoders); for image payloads PSNR,
+    classifier accuracy (labelled images) and classifier agreement vs measured SNR, one line per
+    decoder and ratio (and other swept fields: ``quality_series``).
     """
     import matplotlib
 
@@ -668,23 +873,25 @@ def plot(out: str | Path, png: str | Path | None = None) -> tuple[list[dict], Pa
     quality = {"psnr_db": "PSNR (dB)", "accuracy": "classifier accuracy", "agreement": "classifier agreement"}
     panels += [(c, label) for c, label in quality.items() if any(t[c] is not None for t in table)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
-    series: dict[str, list[dict]] = {}
+    link: dict[str, list[dict]] = {}  # one entry per point: its first decoder's (the link is the same)
     for t in table:
-        series.setdefault(", ".join(f"{k}={t[k]}" for k in groups) or "all", []).append(t)
+        ts = link.setdefault(", ".join(f"{k}={t[k]}" for k in groups) or "all", [])
+        if not ts or ts[-1]["point"] != t["point"]:
+            ts.append(t)
+    lines = quality_series(table, sweep, xkey)
     for ax, (col, ylabel) in zip(axes[0], panels):
-        for label, ts in series.items():
-            if col in quality:  # quality vs what the decoder saw
-                pts = sorted((t["snr_meas_db"], t[col]) for t in ts if t["snr_meas_db"] is not None and t[col] is not None)
+        if col in quality:  # quality vs what the decoder saw
+            for label, pts in lines.items():
+                pts = [(x, t[col]) for x, t in pts if t[col] is not None]
                 ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", label=label)
-                ax.set_xlabel("measured post-equalisation SNR (dB)")
-                continue
-            xs = [_f(t[xkey]) if xkey else t["point"] for t in ts]
-            if col == "snr":
-                for key, style, name in (("snr_meas_db", "o-", "measured"), ("snr_est_db", "x--", "estimate")):
-                    ys = [np.nan if t[key] is None else t[key] for t in ts]
-                    ax.plot(xs, ys, style, label=f"{name} {label}")
-            else:
-                ax.plot(xs, [np.nan if t[col] is None else t[col] for t in ts], "o-", label=label)
+            ax.set_xlabel("measured post-equalisation SNR (dB)")
+        else:
+            for label, ts in link.items():
+                xs = [_f(t[xkey]) if xkey else t["point"] for t in ts]
+                curves = ((("snr_meas_db", "o-", "measured "), ("snr_est_db", "x--", "estimate ")) if col == "snr"
+                          else ((col, "o-", ""),))
+                for key, style, name in curves:
+                    ax.plot(xs, [np.nan if t[key] is None else t[key] for t in ts], style, label=name + label)
             ax.set_xlabel(xkey or "point")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)

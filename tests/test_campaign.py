@@ -36,8 +36,28 @@ def keys(rows):
     return [(r["point"], r["payload"]) for r in rows]
 
 
+def row_keys(rows):
+    """The identity of each row, as resume sees it."""
+    return [(r["point"], r["payload"], r["decoder"]) for r in rows]
+
+
 def quiet(_msg):
     pass
+
+
+class Killed(Exception):
+    """A run stopped from ``after_row`` (as a kill between two rows)."""
+
+
+def run_killed_after(camp, n: int) -> list[dict]:
+    """Run ``camp`` until its ``n``-th row is written, stop it there; the rows on disk."""
+    def die(written):
+        if written == n:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_campaign(camp, after_row=die, log=quiet)
+    return read_rows(camp.out)
 
 
 def test_simulator_campaign_end_to_end(tmp_path):
@@ -60,17 +80,7 @@ def test_simulator_campaign_end_to_end(tmp_path):
 
 def test_resume_after_exception_loses_and_duplicates_nothing(tmp_path):
     camp = load_campaign(write_campaign(tmp_path))
-
-    class Killed(Exception):
-        pass
-
-    def die(n):
-        if n == 4:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run_campaign(camp, after_row=die, log=quiet)
-    first = read_rows(tmp_path / "out")
+    first = run_killed_after(camp, 4)
     assert len(first) == 4
     res = run_campaign(camp, log=quiet)
     rows = read_rows(tmp_path / "out")
@@ -209,26 +219,30 @@ def test_image_campaign_fills_psnr_ssim_and_agreement(tmp_path):
     pytest.importorskip("PIL")
     save_png(synthetic_image(32, 48, seed=3), tmp_path / "pics" / "a.png")
     camp = load_campaign(write_campaign(tmp_path, sweep={"channel.snr_db": [0.0, 20.0]}, payloads_per_point=1,
-                                        payload={"kind": "images", "images": "pics"}))
+                                        payload={"kind": "images", "images": "pics"}, set=["model.decoder=jscc"]))
     assert run_campaign(camp, log=quiet)["rows_written"] == 2
     lo, hi = read_rows(tmp_path / "out")
     for r in (lo, hi):
         assert r["status"] == "ok" and r["frame_loss"] == "0" and r["accuracy"] == "" and r["note"] == ""
         assert 0 < float(r["ssim"]) <= 1 and r["agreement"] in ("0", "1")
+        assert (r["decoder"], r["nfe"], r["ratio"], r["symbols"]) == ("jscc", "0", "1/6", str(32 * 48 * 3 // 6))  # k = n/6
+        assert 0 < float(r["decode_s"]) < float(r["latency_s"])
     assert float(hi["psnr_db"]) > float(lo["psnr_db"]) > 10, (lo["psnr_db"], hi["psnr_db"])
     assert float(hi["ssim"]) > float(lo["ssim"])
     meta = json.loads((tmp_path / "out/run.json").read_text())
     assert "image payloads" in meta["columns_note"] and "agreement" in meta["columns_note"]
-    assert meta["classifier_sha256"] and meta["model_checkpoint_sha256"] and CLASSIFIER.is_file()
+    assert CLASSIFIER.is_file() and [(m["role"], m["points"]) for m in meta["models"]] == [("jscc", [0, 1]),
+                                                                                         ("classifier", [0, 1])]
+    assert all(len(m["sha256"]) == 64 for m in meta["models"])
 
 
 def test_image_with_a_lost_chunk_is_decoded_with_the_gap_erased():
     """A lost frame of a multi-frame image: its symbols are erased (inf noise variance), the rest decodes."""
-    from semcom.campaign import _exchange_simulator, _image_metrics_row, _image_payload
+    from semcom.campaign import _exchange_simulator, _image_metrics_rows, _image_payload
     from semcom.config import load_config
     from semcom.radio.link import build_waveform, decode_iq
 
-    cfg = load_config(str(ROOT / "hw_configs/loopback.yaml"), ["channel.snr_db=20"])
+    cfg = load_config(str(ROOT / "hw_configs/loopback.yaml"), ["channel.snr_db=20", "model.decoder=jscc"])
     img, label, codec, hint = _image_payload(cfg, {"kind": "images", "seed": 0}, 0, {})
     assert label is None  # synthetic scene
     z = codec.encode(img, hint)
@@ -236,10 +250,15 @@ def test_image_with_a_lost_chunk_is_decoded_with_the_gap_erased():
     dec = decode_iq(cfg, _exchange_simulator(cfg, tx, 0)[0])
     n = len(dec.frames)
     assert n == len(tx.headers) >= 2
-    full = _image_metrics_row(cfg, codec, img, dec, 7, z.size, hint)
+
+    def jscc_row(*clf):
+        (row,) = _image_metrics_rows(cfg, codec, ["jscc"], img, dec, 7, z.size, hint, *clf).values()
+        return row
+
+    full = jscc_row()
     for lst in (dec.frames, dec.payloads, dec.noise_vars):
         del lst[0]
-    gap = _image_metrics_row(cfg, codec, img, dec, 7, z.size, hint)
+    gap = jscc_row()
     assert gap["note"] == f"1 of {n} chunks lost" and full["note"] == ""
     assert float(full["psnr_db"]) > float(gap["psnr_db"]) > 5
 
@@ -249,9 +268,9 @@ def test_image_with_a_lost_chunk_is_decoded_with_the_gap_erased():
 
     for lst in (dec.frames, dec.payloads, dec.noise_vars):
         lst.clear()
-    lost = _image_metrics_row(cfg, codec, img, dec, 7, z.size, hint, Always3(), label=3)
+    lost = jscc_row(Always3(), 3)
     assert lost == {"accuracy": 0, "agreement": 0, "note": "image lost (no frame of its stream): counted misclassified"}
-    assert _image_metrics_row(cfg, codec, img, dec, 7, z.size, hint)["note"] == "image lost (no frame of its stream)"
+    assert jscc_row()["note"] == "image lost (no frame of its stream)"
 
 
 def _cifar_like_npz(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -419,3 +438,175 @@ def test_frames_of_another_payload_never_match():
     dec = decode_iq(cfg, np.concatenate([old.iq, new.iq, np.zeros(200, np.complex64)]))
     ev = evaluate(new, dec)
     assert len(dec.frames) == 2 and ev["frames_received"] == 1 and ev["snr_meas_db"] > 40
+
+
+# ---------------------------------------------------------------------- the model section per sweep point
+def tiny_consistency(path: Path, seed: int = 0) -> Path:
+    """An untrained tiny consistency model (plumbing, not quality), saved like a trained one."""
+    import torch
+
+    from semcom.models.checkpoint import save_model
+    from semcom.models.config import unet_preset
+    from semcom.models.consistency import ConsistencyFunction
+    from semcom.models.unet import UNet
+
+    torch.manual_seed(seed)
+    cfg = unet_preset("tiny")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(path, "consistency", ConsistencyFunction(UNet(cfg), cfg.sigma_data, cfg.sigma_min), cfg)
+    return path
+
+
+def image_campaign(tmp_path, **over) -> Path:
+    """A campaign of one 32x48 picture at 20 dB (channel.snr_db may be swept instead)."""
+    from semcom.imagelink import save_png, synthetic_image
+
+    pytest.importorskip("PIL")
+    save_png(synthetic_image(32, 48, seed=3), tmp_path / "pics" / "a.png")
+    d = {"sweep": {"channel.snr_db": [20.0]}, "payloads_per_point": 1, "payload": {"kind": "images", "images": "pics"},
+         "set": ["model.decoder=jscc"]}
+    return write_campaign(tmp_path, **{**d, **over})
+
+
+@pytest.fixture
+def codec_loads(monkeypatch):
+    """Counts the codecs (CodecRuntime) built, by checkpoint paths."""
+    import semcom.imagelink as il
+
+    loads = []
+
+    class Counting(il.CodecRuntime):
+        def __init__(self, checkpoint, consistency="", teacher="", *a, **k):
+            loads.append((Path(checkpoint).name, Path(consistency).name if consistency else "",
+                          Path(teacher).name if teacher else ""))
+            super().__init__(checkpoint, consistency, teacher, *a, **k)
+
+    monkeypatch.setattr(il, "CodecRuntime", Counting)
+    return loads
+
+
+def test_ratio_sweep_uses_each_points_checkpoint(tmp_path, codec_loads):
+    """model.ratio 1/6 and 1/24: the shipped JSCC of each ratio encodes (4x fewer symbols at 1/24),
+    each loaded once across the SNR points; run.json has both checksums; one PSNR line per ratio."""
+    from semcom.campaign import quality_series
+
+    camp = load_campaign(image_campaign(tmp_path, sweep={"channel.snr_db": [5.0, 20.0], "model.ratio": ["1/6", "1/24"]}))
+    run_campaign(camp, log=quiet)  # the last field varies fastest: 1/6, 1/24, 1/6, 1/24
+    rows = read_rows(tmp_path / "out")
+    assert [(r["model.ratio"], r["ratio"], r["decoder"], int(r["symbols"])) for r in rows] == \
+        [("1/6", "1/6", "jscc", 768), ("1/24", "1/24", "jscc", 192)] * 2  # k = 32 * 48 * 3 * ratio
+    assert all(r["status"] == "ok" and float(r["psnr_db"]) > 10 for r in rows)
+    assert codec_loads == [("jscc-1_6.safetensors", "", ""), ("jscc-1_24.safetensors", "", "")]  # once each
+    meta = json.loads((tmp_path / "out/run.json").read_text())
+    jscc = {Path(m["path"]).name: (m["points"], m["sha256"]) for m in meta["models"] if m["role"] == "jscc"}
+    assert {k: v[0] for k, v in jscc.items()} == {"jscc-1_6.safetensors": [0, 2], "jscc-1_24.safetensors": [1, 3]}
+    assert jscc["jscc-1_6.safetensors"][1] != jscc["jscc-1_24.safetensors"][1]
+    table, png = plot(tmp_path / "out")
+    assert png.is_file() and [(t["ratio"], t["decoder"], t["symbols"]) for t in table] == \
+        [("1/6", "jscc", 768.0), ("1/24", "jscc", 192.0)] * 2
+    lines = quality_series(table, list(camp.sweep), "channel.snr_db")
+    assert list(lines) == ["ratio 1/6, jscc", "ratio 1/24, jscc"] and all(len(v) == 2 for v in lines.values())
+    # 1/6 carries 4x the symbols of 1/24: a better picture at the same SNR
+    assert table[2]["psnr_db"] > table[3]["psnr_db"]
+
+
+def test_decoder_list_gives_a_row_per_image_and_decoder(tmp_path, codec_loads):
+    """model.decoder "jscc,consistency" with model.nfe swept 1, 2: two rows per image (jscc and cm<nfe>)
+    decoded from the same received symbols, one codec for both points; the relative consistency path
+    is the campaign file's; a changed checkpoint refuses the resume."""
+    from semcom.campaign import quality_series
+
+    tiny_consistency(tmp_path / "models" / "cm.safetensors")
+    path = image_campaign(tmp_path, sweep={"model.nfe": [1, 2]}, payloads_per_point=2,
+                          set=["model.decoder=jscc,consistency", "model.consistency=models/cm.safetensors"])
+    camp = load_campaign(path)
+    assert f"model.consistency={json.dumps(str(tmp_path / 'models' / 'cm.safetensors'))}" in camp.set
+    run_campaign(camp, log=quiet)
+    rows = read_rows(tmp_path / "out")
+    assert [(r["point"], r["payload"], r["decoder"], r["nfe"]) for r in rows] == [
+        ("0", "0", "jscc", "0"), ("0", "0", "cm1", "1"), ("0", "1", "jscc", "0"), ("0", "1", "cm1", "1"),
+        ("1", "0", "jscc", "0"), ("1", "0", "cm2", "2"), ("1", "1", "jscc", "0"), ("1", "1", "cm2", "2")]
+    for a, b in zip(rows[::2], rows[1::2]):  # same payload: the link columns are shared
+        assert a["snr_meas_db"] == b["snr_meas_db"] and a["frames_received"] == b["frames_received"]
+        assert a["psnr_db"] != b["psnr_db"] and float(b["decode_s"]) > 0
+    assert codec_loads == [("jscc-1_6.safetensors", "cm.safetensors", "")]
+    meta = json.loads((tmp_path / "out/run.json").read_text())
+    assert [(m["role"], m["points"]) for m in meta["models"]] == [("jscc", [0, 1]), ("consistency", [0, 1]),
+                                                                  ("classifier", [0, 1])]
+    table = summarize(tmp_path / "out")
+    assert [(t["point"], t["decoder"], t["nfe"], t["payloads"]) for t in table] == [
+        (0, "jscc", "0", 2), (0, "cm1", "1", 2), (1, "jscc", "0", 2), (1, "cm2", "2", 2)]
+    assert list(quality_series(table, list(camp.sweep))) == ["model.nfe=1, jscc", "model.nfe=1, cm1",
+                                                              "model.nfe=2, jscc", "model.nfe=2, cm2"]
+    tiny_consistency(tmp_path / "models" / "cm.safetensors", seed=1)  # retrained in between
+    with pytest.raises(CampaignError, match=r"models changed since this run started \(consistency .*cm.safetensors"):
+        run_campaign(camp, log=quiet)
+
+
+def test_resume_after_a_kill_between_decoders_of_a_payload(tmp_path):
+    """Killed after payload 1's jscc row, before its cm1 row: the resume sends payload 1 again and
+    writes only its cm1 row; nothing lost, nothing twice."""
+    tiny_consistency(tmp_path / "cm.safetensors")
+    camp = load_campaign(image_campaign(tmp_path, sweep={"channel.snr_db": [5.0, 20.0]}, payloads_per_point=2,
+                                        set=["model.decoder=jscc,cm1", f"model.consistency={tmp_path / 'cm.safetensors'}"]))
+    first = run_killed_after(camp, 3)
+    assert row_keys(first) == [("0", "0", "jscc"), ("0", "0", "cm1"), ("0", "1", "jscc")]
+    res = run_campaign(camp, log=quiet)
+    rows = read_rows(tmp_path / "out")
+    assert res["rows_written"] == 5 and res["skipped"] == 3 and rows[:3] == first
+    assert sorted(row_keys(rows)) == sorted((str(p), str(k), d) for p in range(2) for k in range(2) for d in ("jscc", "cm1"))
+    assert len(set(row_keys(rows))) == 8
+    assert row_keys(rows)[3] == ("0", "1", "cm1")  # the cut payload, finished first
+    # the simulator's channel is seeded per payload: the resumed cm1 row saw the same link
+    assert rows[3]["snr_meas_db"] == rows[2]["snr_meas_db"]
+
+
+@pytest.mark.parametrize("sets, sweep, words", [
+    (["model.decoder=jscc,cm1"], {"model.ratio": ["1/6", "1/24"]},
+     r"sweep point 0 \{'model.ratio': '1/6'\}: model.decoder 'jscc,cm1' needs a consistency checkpoint for ratio "
+     r"1/6: model.consistency is not set and none is shipped or trained"),
+    (["model.decoder=jscc,teacher"], {"channel.snr_db": [20.0]}, r"sweep point 0 .*needs a teacher checkpoint"),
+    (["model.decoder=jscc,cm1"], {"model.consistency": ["GOOD", "gone.safetensors"]},
+     r"sweep point 1 \{'model.consistency': '.*gone.safetensors'\}: model.consistency: .*gone.safetensors: "
+     r"checkpoint not found"),
+    (["model.decoder=cm2", f"model.consistency={ROOT / 'models/checkpoints/jscc-1_6.safetensors'}"],
+     {"channel.snr_db": [20.0]}, r"model.consistency: .*jscc-1_6.safetensors is a 'jscc' checkpoint, not a consistency"),
+    ([f"model.checkpoint={ROOT / 'models/checkpoints/jscc-1_6.safetensors'}"], {"model.ratio": ["1/6", "1/24"]},
+     r"sweep point 1 .*model.ratio 1/24 contradicts model.checkpoint .*jscc-1_6.safetensors \(ratio 1/6\)"),
+    ([], {"model.ratio": ["1/6", "1/5"]}, r"sweep point 1 .*model.ratio: no JSCC checkpoint for ratio 1/5"),
+    (["model.decoder=jscc,cm1"], {"model.consistency": ["GARBAGE"]},
+     r"sweep point 0 .*model.consistency: .*garbage.safetensors is not a readable checkpoint"),
+])
+def test_missing_or_wrong_model_fails_before_any_row(tmp_path, monkeypatch, sets, sweep, words):
+    """Every point's models are resolved before the first payload: the error names the point and
+    the model field, and no output is written."""
+    import semcom.imagelink as il
+
+    monkeypatch.setattr(il, "find_extra_checkpoint", lambda kind, ratio: None)  # whatever runs/ holds now
+    paths = {"GOOD": tiny_consistency(tmp_path / "cm.safetensors"), "GARBAGE": tmp_path / "garbage.safetensors"}
+    paths["GARBAGE"].write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    sweep = {k: [str(paths[v]) if v in paths else v for v in vals] for k, vals in sweep.items()}
+    camp = load_campaign(image_campaign(tmp_path, sweep=sweep, set=sets))
+    with pytest.raises(CampaignError, match=words):
+        run_campaign(camp, log=quiet)
+    assert not (tmp_path / "out").exists()
+
+
+def test_model_sweep_needs_image_payloads(tmp_path):
+    with pytest.raises(CampaignError, match=r"sweep.model.decoder: the model section acts on image payloads only"):
+        load_campaign(write_campaign(tmp_path, sweep={"model.decoder": ["jscc", "auto"]}))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "campaigns").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_image_campaigns_find_their_models(path):
+    """The models of every point of a shipped image campaign resolve (checkpoints present, decoders satisfiable)."""
+    from semcom.campaign import point_models
+    from semcom.config import load_config
+
+    camp = load_campaign(path)
+    if camp.payload["kind"] != "images":
+        pytest.skip("random payloads: no models")
+    for pt in camp.points():
+        pm = point_models(load_config(camp.config, camp.overrides(pt)), str(pt), pt)
+        assert Path(pm.checkpoint).is_file() and "jscc" in pm.decoders
+        assert pt.get("model.ratio", pm.ratio) == pm.ratio

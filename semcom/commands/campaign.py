@@ -4,10 +4,15 @@
     semcom campaign --plot DIR [--png FILE]                # summary table + figure of a run
 
 Examples in ``campaigns/``. See ``semcom/campaign.py`` for the campaign file and the output
-layout (``results.csv`` row per payload, ``run.json`` metadata, SigMF captures under ``iq/``).
-Image payloads (``payload: {kind: images, images: pics/ | cifar10:PATH:N}``) add PSNR, SSIM and
-the shipped CIFAR-10 classifier's ``accuracy`` (labelled CIFAR-10 images) and ``agreement``
-(reconstruction vs original) per row, over any link (simulator, Pluto, USRP through GNU Radio).
+layout (``results.csv`` row per payload and decoder, ``run.json`` metadata with the checksum of
+every model used, SigMF captures under ``iq/``). Image payloads
+(``payload: {kind: images, images: pics/ | cifar10:PATH:N}``) add PSNR, SSIM and the shipped
+CIFAR-10 classifier's ``accuracy`` (labelled CIFAR-10 images) and ``agreement`` (reconstruction vs
+original) per row, over any link (simulator, Pluto, USRP through GNU Radio). Their models follow
+each point's ``model`` section, so ``model.ratio``, ``model.decoder`` (e.g. ``jscc,cm1,teacher``:
+one row per decoder), ``model.nfe`` and the checkpoints can be swept like any field; a decoder
+without its checkpoint is an error before the run starts. ``--plot`` draws PSNR / accuracy /
+agreement vs measured SNR per decoder and ratio.
 """
 
 from __future__ import annotations
