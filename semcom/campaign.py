@@ -832,14 +832,20 @@ def summarize(out: str | Path) -> list[dict[str, Any]]:
     return table
 
 
+def _varying(table: list[dict], sweep: list[str]) -> list[str]:
+    """The swept fields that take more than one value in ``table``."""
+    return [k for k in sweep if len({t[k] for t in table}) > 1]
+
+
 def quality_series(table: list[dict], sweep: list[str], xkey: str | None = None) -> dict[str, list[tuple[float, dict]]]:
     """The lines of the quality panels: label -> ``[(measured SNR dB, summary entry), ...]`` sorted by SNR.
 
     One line per decoder and per combination of the swept fields other than ``xkey`` (the link
-    knob the SNR follows); ``model.ratio`` appears as the checkpoint's own ``ratio`` (also when
-    ``model.checkpoint`` is what is swept). Entries without a measured SNR are left out.
+    knob the SNR follows; fields with one value only do not name lines); ``model.ratio`` appears as
+    the checkpoint's own ``ratio`` (also when ``model.checkpoint`` is what is swept). Entries
+    without a measured SNR are left out.
     """
-    groups = [k for k in sweep if k != xkey and not (k == "model.ratio" and "ratio" in table[0])]
+    groups = [k for k in _varying(table, sweep) if k != xkey and not (k == "model.ratio" and "ratio" in table[0])]
     ratios = {t.get("ratio") for t in table}
     out: dict[str, list[tuple[float, dict]]] = {}
     for t in table:
@@ -868,7 +874,7 @@ def plot(out: str | Path, png: str | Path | None = None) -> tuple[list[dict], Pa
     table = summarize(out)
     sweep = list(json.loads((Path(out) / "run.json").read_text())["campaign"]["sweep"])
     xkey = next((k for k in sweep if all(np.isfinite(_f(t[k])) for t in table)), None)
-    groups = [k for k in sweep if k != xkey]
+    groups = [k for k in _varying(table, sweep) if k != xkey]
     panels = [("snr", "SNR (dB)"), ("frame_loss", "frame loss")]
     quality = {"psnr_db": "PSNR (dB)", "accuracy": "classifier accuracy", "agreement": "classifier agreement"}
     panels += [(c, label) for c, label in quality.items() if any(t[c] is not None for t in table)]
