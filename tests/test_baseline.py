@@ -60,6 +60,18 @@ def test_codec_fits_budget_and_improves_with_budget():
     assert sc.psnr(rec, img) == pytest.approx(large.psnr)
 
 
+def test_codec_low_rate_of_a_large_image():
+    """~0.025 bit per pixel (1/24 at BPSK-1/4 for 768x512): below JPEG's and WebP's smallest files,
+    JPEG 2000 still fits and beats the grey fallback by far."""
+    from semcom.imagelink import synthetic_image
+
+    img = synthetic_image(512, 768)
+    assert min(len(sc.encode(img, c, sc._QUALITY[c][0])) for c in ("jpeg", "webp")) > 1200
+    e = sc.encode_to_budget(img, 1200)
+    assert e.codec == "jpeg2000" and len(e.data) <= 1200
+    assert e.psnr > sc.psnr(sc.fallback_image(img.shape), img) + 10
+
+
 def test_codec_nothing_fits_gives_fallback():
     img = _image()
     e = sc.encode_to_budget(img, 10)
