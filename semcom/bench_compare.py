@@ -66,7 +66,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["add_compare_parser", "run_compare", "compare", "load_images", "parse_snrs", "parse_ratios",
-           "parse_channels", "parse_decoders", "Link", "link_config", "targets", "format_table", "plot",
+           "parse_channels", "parse_decoders", "Link", "link_config", "targets", "summary_table", "format_table", "plot",
            "CHANNELS", "DEFAULT_CLIFF_DB", "TARGET_MAX_SNR_DB"]
 
 DEFAULT_DATA = "../shared/data/cifar10"
@@ -683,10 +683,72 @@ def _f(v: float | None, fmt: str = ".2f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def format_table(res: dict[str, Any]) -> str:
-    """Markdown: per ratio and channel, PSNR (envelope, capacity, semcom decoders and their margin over
-    the envelope), SSIM/MS-SSIM and accuracy, the targets and cliffs; then the GNU Radio check."""
+def _scheme_label(r: dict) -> str:
+    """The envelope's scheme, or ``none decodes`` when every scheme showed the fallback image."""
+    return "none decodes" if r.get("decoded_frac") == 0.0 else r["scheme"]
+
+
+def summary_table(res: dict[str, Any]) -> str:
+    """Markdown for the README: one table per ratio, a column group per channel (envelope with its
+    scheme, each semcom decoder), cells ``PSNR (accuracy)``; the target verdicts; the GNU Radio check
+    in one line."""
     rows, lines = res["rows"], []
+    full = [r for r in rows if not r.get("subset")]
+    tg = {(t["ratio"], t["channel"]): t for t in res.get("targets") or targets(rows)}
+    for rk in sorted({r["ratio"] for r in full}, key=lambda s: -Fraction(s)):
+        sel = [r for r in full if r["ratio"] == rk]
+        chans = [c for c in CHANNELS if any(r["channel"] == c for r in sel)]
+        sem = sorted({r["method"] for r in sel if r["method"].startswith("semcom-")})
+        acc = any(r.get("accuracy") is not None for r in sel)
+        by = {(r["channel"], r["method"], r["snr_db"]): r for r in sel if r["method"] != "baseline"}
+        head = ["SNR"] + [f"{c}: {h}" for c in chans for h in ["envelope"] + [m[7:] for m in sem]]
+        lines += ["", f"k/n = {rk}: PSNR dB" + (" (classifier accuracy)" if acc else ""), "",
+                  "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for snr in sorted({r["snr_db"] for r in sel}):
+            cells = [f"{snr:g}"]
+            for c in chans:
+                for m in ["baseline-envelope"] + sem:
+                    r = by.get((c, m, snr))
+                    cell = "-" if r is None else f"{r['psnr']:.1f}" + (
+                        f" ({r['accuracy']:.2f})" if acc and r.get("accuracy") is not None else "")
+                    if r is not None and m == "baseline-envelope":
+                        cell += f" {_scheme_label(r)}"
+                    cells.append(cell)
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        for c in chans:
+            t = tg.get((rk, c))
+            if not t:
+                continue
+            for m, s in t["semcom"].items():
+                wins = ", ".join(f"{k} dB by {v:.2f} dB" for k, v in s["baseline_wins_by_db"].items())
+                cl = t["cliffs"].get(m, {})
+                lines.append(f"- {rk} {c}, {m[7:]}: at or above the envelope up to {t['target_max_snr_db']:g} dB: "
+                             f"**{'yes' if s['meets_target'] else 'no'}**"
+                             + (f"; the baseline wins at {wins}" if wins else "; the baseline never wins")
+                             + f"; cliff: {'**yes**' if cl.get('cliff') else 'no'} (largest drop "
+                             f"{cl.get('max_drop_db', 0):.1f} dB)")
+            env = t["cliffs"].get("baseline-envelope")
+            if env:
+                lines.append(f"- {rk} {c}, baseline envelope cliff: {'**yes**' if env['cliff'] else 'no'} (largest "
+                             f"drop {env['max_drop_db']:.1f} dB" + (f" between {env['between_db'][0]:g} and "
+                                                                  f"{env['between_db'][1]:g} dB)" if env["between_db"] else ")"))
+    gc = res.get("gr_check") or gr_check(rows)
+    if gc:
+        worst = {k: max((abs(g["diff_db"]) for g in gc if g["method"].startswith(k)), default=0.0)
+                 for k in ("baseline", "semcom")}
+        lines += ["", f"GNU Radio flowgraph vs numpy PHY on the first {gc[0]['images']} images ({len(gc)} rows): "
+                      f"largest PSNR difference {worst['baseline']:.2f} dB for the baseline, "
+                      f"{worst['semcom']:.2f} dB for semcom."]
+    return "\n".join(lines).lstrip("\n")
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """Markdown: ``summary_table``, then per ratio and channel PSNR (envelope, capacity, semcom decoders
+    and their margin over the envelope), SSIM/MS-SSIM and accuracy, the targets and cliffs; then the
+    GNU Radio check row by row."""
+    lines = ["#### Summary", "", summary_table(res), "", "#### Details"]
+    rows = res["rows"]
     full = [r for r in rows if not r.get("subset")]
     tg = {(t["ratio"], t["channel"]): t for t in res.get("targets") or targets(rows)}
     for rk in sorted({r["ratio"] for r in full}, key=lambda s: -Fraction(s)):
@@ -700,7 +762,7 @@ def format_table(res: dict[str, Any]) -> str:
             by = {(r["method"], r["snr_db"]): r for r in sel if r["method"] != "baseline"}
             for snr in sorted({r["snr_db"] for r in sel}):
                 env, cap = by.get(("baseline-envelope", snr)), by.get(("capacity-bound", snr))
-                cells = [f"{snr:g}", f"{_f(env and env['psnr'])} ({env['scheme']})" if env else "-",
+                cells = [f"{snr:g}", f"{_f(env and env['psnr'])} ({_scheme_label(env)})" if env else "-",
                          _f(cap and cap["psnr"])]
                 for m in sem:
                     s = by.get((m, snr))
@@ -833,13 +895,41 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", default="", help="write rows, targets and notes to this JSON file")
     p.add_argument("--plot", default="", help="write the PSNR (and accuracy) vs SNR plot to this PNG")
     p.add_argument("--markdown", default="", help="write the tables (markdown) to this file")
+    p.add_argument("--from-json", default="", metavar="RUN.json",
+                   help="no run: the tables (--markdown) and plot (--plot) again from an earlier --json")
     p.set_defaults(func=run_compare)
     return p
+
+
+def _write_reports(res: dict[str, Any], args: argparse.Namespace) -> None:
+    table = format_table(res)
+    print(table)
+    for n in res.get("notes", []):
+        print(f"note: {n}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+        print(f"wrote {args.json}")
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+        print(f"wrote {args.markdown}")
+    if args.plot:
+        msg = plot(res["rows"], args.plot)
+        print(msg or f"wrote {args.plot}")
 
 
 def run_compare(args: argparse.Namespace) -> int:
     """CLI entry: returns 0, or 2 with a message on bad input."""
     from semcom.baseline import chain
+    if args.from_json:  # tables and plot again from an earlier run (targets with this --cliff-db)
+        try:
+            res = json.loads(Path(args.from_json).read_text())
+            res["targets"] = targets(res["rows"], args.cliff_db)
+            res["gr_check"] = gr_check(res["rows"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"error: --from-json {args.from_json}: not a bench compare JSON ({type(e).__name__}: {e})")
+            return 2
+        _write_reports(res, argparse.Namespace(**{**vars(args), "json": ""}))
+        return 0
     try:
         snrs, ratios = parse_snrs(args.snr), parse_ratios(args.ratio)
         channels, decoders = parse_channels(args.channel), parse_decoders(args.decoders)
@@ -882,19 +972,7 @@ def run_compare(args: argparse.Namespace) -> int:
                      "cliff_db": args.cliff_db, "classifier": clf_path or None,
                      "accuracy_clean": Scorer(images, labels, classifier)(images)["accuracy"],
                      "seconds": round(time.perf_counter() - t0, 1)}
-    table = format_table(res)
-    print(table)
-    for n in res["notes"]:
-        print(f"note: {n}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
-        print(f"wrote {args.json}")
-    if args.markdown:
-        Path(args.markdown).write_text(table + "\n")
-        print(f"wrote {args.markdown}")
-    if args.plot:
-        msg = plot(res["rows"], args.plot)
-        print(msg or f"wrote {args.plot}")
+    _write_reports(res, args)
     return 0
 
 

@@ -199,6 +199,9 @@ def test_consistency_rows_accuracy_and_targets(tiny):
     assert "baseline-envelope" in t["cliffs"] and "semcom-cm2" in t["cliffs"]
     table = bc.format_table(res)
     assert "cm2 | margin" in table and "acc." in table and "at or above the envelope" in table
+    summary = bc.summary_table(res)
+    assert "k/n = 1/6: PSNR dB (classifier accuracy)" in summary and "awgn: cm2" in summary
+    assert "none decodes" in summary  # 0 dB: 16-QAM 1/2 fails, every image grey
     # without a consistency checkpoint: cm rows skipped with a note, JSCC rows still there
     res2 = bc.compare(imgs[:1], [20.0], [RATIO], schemes=[chain.BaselineScheme("16qam", "1/2")],
                       decoders=["jscc", "cm1"], jscc={"1/6": tiny["jscc"]}, consistency={},
@@ -294,6 +297,11 @@ def test_cli_image_folder_json_markdown_plot(tiny, tmp_path):
     # both sides get semcom's symbol count per image: 1/6 of 3*H*W
     assert res["budgets_bytes"]["1/6"]["n_channel_symbols"] == [800, 1536]
     assert "channel indoor" in (tmp_path / "out.md").read_text() and (tmp_path / "out.png").stat().st_size > 10000
+    # the tables and the plot again from the JSON, without a run
+    assert bc.main(["--from-json", f"{out}.json", "--markdown", f"{out}2.md", "--cliff-db", "50"]) == 0
+    again = (tmp_path / "out2.md").read_text()
+    assert again.startswith("#### Summary") and "cliff: **yes**" not in again
+    assert bc.main(["--from-json", str(data / "a.png")]) == 2
     for bad in (["--channel", "mars"], ["--decoders", "teacher"], ["--gr", "-1"], ["--threads", "-2"],
                 ["--consistency", "1/6=" + str(tmp_path / "none.safetensors")]):
         assert bc.main(["--data", str(data)] + bad) == 2
