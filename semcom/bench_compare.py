@@ -203,14 +203,19 @@ def find_jscc(ratio: Fraction, explicit: dict[str, str]) -> str | None:
 
 
 def find_consistency(ratio: Fraction, explicit: dict[str, str]) -> str | None:
-    """Consistency checkpoint for ``ratio``: ``explicit["1/24"]``, else ``imagelink.find_extra_checkpoint``."""
+    """Consistency checkpoint for ``ratio``: ``explicit["1/24"]``, else ``imagelink.find_extra_checkpoint``
+    (``models/checkpoints/consistency-<n>_<d>.safetensors``, ``runs/consistency*<n>_<d>*/best.safetensors``),
+    else a training run named ``runs/cm-<n>_<d>*/best.safetensors``."""
     key = _ratio_key(ratio)
     if key in explicit:
         return explicit[key]
     from semcom.imagelink import find_extra_checkpoint
 
     p = find_extra_checkpoint("consistency", ratio)
-    return str(p) if p else None
+    if p:
+        return str(p)
+    hits = sorted(glob.glob(str(_ROOT / f"runs/cm-{ratio.numerator}_{ratio.denominator}*/best.safetensors")))
+    return hits[0] if hits else None
 
 
 # ---------------------------------------------------------------------- channels
@@ -883,7 +888,7 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--jscc", action="append", default=[], metavar="RATIO=PATH", help="JSCC checkpoint per ratio")
     p.add_argument("--consistency", action="append", default=[], metavar="RATIO=PATH",
                    help="consistency checkpoint per ratio (default models/checkpoints/consistency-<n>_<d>"
-                        ".safetensors or runs/consistency*<n>_<d>*/best.safetensors)")
+                        ".safetensors, else runs/consistency*<n>_<d>*/ or runs/cm-<n>_<d>*/best.safetensors)")
     p.add_argument("--classifier", default=str(_ROOT / "models/checkpoints/classifier.safetensors"),
                    help="CIFAR-10 classifier for the accuracy column ('none': no accuracy)")
     p.add_argument("--cliff-db", type=float, default=DEFAULT_CLIFF_DB,

@@ -104,6 +104,23 @@ def test_cifar_npz_gives_labels_in_the_training_order(tmp_path):
     assert np.array_equal(np.stack(imgs), x[order]) and np.array_equal(labels, y[order])
 
 
+def test_consistency_checkpoint_lookup(tmp_path, monkeypatch):
+    import semcom.imagelink as il
+
+    monkeypatch.setattr(bc, "_ROOT", tmp_path)
+    monkeypatch.setattr(il, "find_extra_checkpoint", lambda kind, ratio: None)
+    r = Fraction(1, 24)
+    assert bc.find_consistency(r, {}) is None
+    run = tmp_path / "runs" / "cm-1_24-cpu"
+    run.mkdir(parents=True)
+    (run / "best.safetensors").write_bytes(b"x")
+    assert bc.find_consistency(r, {}) == str(run / "best.safetensors")
+    assert bc.find_consistency(Fraction(1, 6), {}) is None
+    assert bc.find_consistency(r, {"1/24": "given.safetensors"}) == "given.safetensors"
+    monkeypatch.setattr(il, "find_extra_checkpoint", lambda kind, ratio: tmp_path / f"{kind}-1_24.safetensors")
+    assert bc.find_consistency(r, {}) == str(tmp_path / "consistency-1_24.safetensors")  # shipped first
+
+
 def test_cliff_definition():
     smooth = [(0, 22.6), (4, 25.3), (8, 27.7), (12, 29.2), (16, 30.1), (20, 30.6)]
     c = bc.cliff(smooth)
