@@ -363,7 +363,7 @@ def test_loopback_images(tmp_path, capsys):
     save_png(synthetic_image(32, 32, seed=1), tmp_path / "imgs" / "a.png")
     save_png(synthetic_image(40, 64, seed=2), tmp_path / "imgs" / "b.png")
     out = tmp_path / "out"
-    assert main(["loopback", "--image", str(tmp_path / "imgs"), "--snr", "15", "--out", str(out)]) == 0
+    assert main(["loopback", "--image", str(tmp_path / "imgs"), "--snr", "15", "--ratio", "1/6", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "images sent 2" in text and "PSNR" in text and "latency" in text
     rep = json.loads((out / "loopback.json").read_text())
@@ -373,6 +373,29 @@ def test_loopback_images(tmp_path, capsys):
         assert r["psnr"] > 22 and 0 < r["ssim"] <= 1 and abs(r["snr_db"] - 15) < 1.5 and r["latency_s"] > 0
     assert (out / "loopback.png").stat().st_size > 1000
     assert (out / "stream0_jscc.png").is_file() and (out / "stream1_original.png").is_file()
+
+
+def test_demo_ratio_switches_only_when_nothing_names_a_ratio(monkeypatch):
+    """The demo shows the consistency decoder: with no ratio named anywhere and decoder auto it moves
+    to a ratio whose consistency model is shipped; any explicit choice is kept."""
+    import argparse
+
+    import semcom.imagelink
+    from semcom.commands.loopback import demo_ratio
+    from semcom.config import Config, with_model
+
+    monkeypatch.setattr(semcom.imagelink, "find_extra_checkpoint",
+                        lambda kind, ratio: "cm.safetensors" if str(ratio) == "1/24" else None)
+    cfg = with_model(Config(), decoder="auto")
+    ns = lambda **kw: argparse.Namespace(**{"config": None, "ratio": None, "overrides": [], **kw})  # noqa: E731
+    assert cfg.model.ratio == "1/6" and demo_ratio(cfg, ns()) == "1/24"
+    assert demo_ratio(cfg, ns(ratio="1/6")) is None
+    assert demo_ratio(cfg, ns(overrides=["model.ratio=1/6"])) is None
+    assert demo_ratio(cfg, ns(config="hw_configs/loopback.yaml")) is None
+    assert demo_ratio(with_model(cfg, decoder="jscc"), ns()) is None
+    assert demo_ratio(with_model(cfg, ratio="1/24"), ns()) is None  # already there
+    monkeypatch.setattr(semcom.imagelink, "find_extra_checkpoint", lambda kind, ratio: None)
+    assert demo_ratio(cfg, ns()) is None  # nothing shipped: stay
 
 
 def test_loopback_image_errors(tmp_path, capsys):

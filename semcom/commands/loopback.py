@@ -2,7 +2,7 @@
 
 Image demo (default)::
 
-    semcom loopback                       # bundled sample image, shipped JSCC 1/6 model, SNR 10 dB
+    semcom loopback                       # bundled sample image, shipped models, SNR 10 dB
     semcom loopback --image photo.jpg --snr 5 --channel indoor --decoder jscc --out results/
 
 Each image goes ``semcom_semantic_encoder -> semcom_ofdm_tx -> semcom_channel -> semcom_ofdm_rx
@@ -16,7 +16,11 @@ The checkpoint: ``--set model.checkpoint=PATH``, else ``models/checkpoints/jscc-
 local training run ``runs/jscc-<ratio>*/best.safetensors``. ``--ratio``, ``--decoder``, ``--nfe``,
 ``--consistency`` and ``--teacher`` default to the config's ``model`` section (a flag wins over
 ``--set model.ratio=1/24``, which wins over the file); the consistency/teacher checkpoints looked
-up automatically are those paired with the JSCC checkpoint's own ratio.
+up automatically are those paired with the JSCC checkpoint's own ratio. When nothing names a
+ratio or checkpoint (no ``--config``, ``--ratio`` or ``--set model.ratio/checkpoint``) and the
+decoder is ``auto``, the demo runs at the default ratio if a consistency model is shipped for it,
+else at the first shipped ratio that has one (``demo_ratio``), so that the figure shows the
+consistency decoder next to the JSCC decoder.
 
 PHY demo (``--phy``, also implied by ``--engine numpy``): random unit-power analog payloads
 (by default 3 streams of 3072 symbols) go through the OFDM transmitter, the channel and the
@@ -40,7 +44,8 @@ import numpy as np
 
 from semcom.blocks.phy.sigmf_io import jsonable
 from semcom.blocks.phy.snr import measured_snr_db
-from semcom.config import RANDOM_STREAM_SYMBOLS, Config, add_config_arguments, config_from_args, model_from_args
+from semcom.config import (RANDOM_STREAM_SYMBOLS, Config, add_config_arguments, config_from_args, model_from_args,
+                           with_model)
 
 __all__ = ["add_parser", "run", "random_streams", "run_numpy_loopback", "run_gnuradio_loopback", "summarize"]
 
@@ -256,12 +261,32 @@ def _run_phy(args: argparse.Namespace) -> int:
     return 0 if ok or not args.strict else 1
 
 
+def demo_ratio(cfg: Config, args: argparse.Namespace) -> str | None:
+    """The ratio the image demo switches to, or None to keep ``cfg.model.ratio`` (see the module docstring)."""
+    from semcom.imagelink import find_extra_checkpoint
+
+    named = (getattr(args, "config", None) or getattr(args, "ratio", None) is not None
+             or any(o.split("=", 1)[0].strip() in ("model.ratio", "model.checkpoint")
+                    for o in getattr(args, "overrides", None) or []))
+    if named or cfg.model.decoder != "auto" or cfg.model.checkpoint or cfg.model.consistency:
+        return None
+    if find_extra_checkpoint("consistency", cfg.model.ratio) is not None:
+        return None
+    return next((r for r in ("1/6", "1/24", "1/12", "1/3") if find_extra_checkpoint("consistency", r) is not None),
+                None)
+
+
 def _run_images(args: argparse.Namespace) -> int:
     from semcom.imagelink import image_paths, load_image, sample_image
 
     if args.streams is not None or args.symbols is not None or args.strict:
         raise ValueError("--streams/--symbols/--strict belong to the PHY demo: add --phy")
     cfg = model_from_args(config_from_args(args, _channel_overrides(args)), args)
+    switch = demo_ratio(cfg, args)
+    if switch is not None:
+        print(f"  (no consistency model is shipped for ratio {cfg.model.ratio}: the demo runs at {switch}; "
+              f"--ratio {cfg.model.ratio} keeps it)")
+        cfg = with_model(cfg, ratio=switch)
     if args.image:
         images = [(load_image(p), str(p)) for p in image_paths(args.image)]
     elif args.bench:
