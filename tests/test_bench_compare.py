@@ -153,6 +153,19 @@ def test_targets_margin_and_baseline_wins():
     assert t["semcom"]["semcom-jscc"]["meets_target"] is True
 
 
+def test_gr_summary_lists_the_rows_that_differ():
+    base = {"ratio": "1/24", "channel": "awgn", "images": 1, "numpy_frames_ok_frac": 1.0, "gnuradio_frames_ok_frac": 1.0}
+    gc = [{**base, "snr_db": 4.0, "method": "semcom-jscc", "numpy_psnr": 21.0, "gnuradio_psnr": 21.01, "diff_db": 0.01},
+          {**base, "snr_db": 4.0, "method": "baseline-envelope", "scheme": "qpsk-1/2", "numpy_psnr": 22.0,
+           "gnuradio_psnr": 22.0, "diff_db": 0.0},
+          {**base, "snr_db": 8.0, "method": "baseline-envelope", "scheme": "16qam-1/2", "numpy_psnr": 9.2,
+           "gnuradio_psnr": 29.9, "diff_db": 20.7}]
+    text = bc.gr_summary(gc)
+    assert "first 1 image," in text and "baseline: 1 of 2 rows within 0.5 dB" in text
+    assert "semcom: 1 of 1 rows" in text and "Apart: 1/24 awgn 8 dB baseline-envelope 16qam-1/2 (numpy 9.2" in text
+    assert "Apart" not in bc.gr_summary(gc[:2])
+
+
 def test_scorer_accuracy_ms_ssim_and_cache():
     from semcom.models.classifier import Classifier
     from semcom.models.config import classifier_preset
