@@ -609,6 +609,14 @@ def compare(images: list[np.ndarray], snrs: list[float], ratios: list[Fraction],
 
 
 # ---------------------------------------------------------------------- targets
+def _semcom_methods(rows: list[dict]) -> list[str]:
+    """The ``semcom-*`` methods in ``rows``: jscc first, then cm1, cm2, ... by steps."""
+    def key(m: str) -> tuple[int, int]:
+        d = m[len("semcom-"):]
+        return (0, 0) if d == "jscc" else (1, int(d[2:]) if d[2:].isdigit() else 0)
+    return sorted({r["method"] for r in rows if r["method"].startswith("semcom-")}, key=key)
+
+
 def _curve(rows: list[dict], **sel) -> list[dict]:
     return sorted((r for r in rows if all(r.get(k) == v for k, v in sel.items())), key=lambda r: r["snr_db"])
 
@@ -637,7 +645,7 @@ def targets(rows: list[dict], cliff_db: float = DEFAULT_CLIFF_DB, max_snr: float
             env = {r["snr_db"]: r for r in sel if r["method"] == "baseline-envelope"}
             entry: dict[str, Any] = {"ratio": rk, "channel": ch, "target_max_snr_db": max_snr, "cliff_db": cliff_db,
                                      "semcom": {}, "cliffs": {}}
-            for m in sorted({r["method"] for r in sel if r["method"].startswith("semcom-")}):
+            for m in _semcom_methods(sel):
                 per = []
                 for r in _curve(sel, method=m):
                     e = env.get(r["snr_db"])
@@ -704,7 +712,7 @@ def summary_table(res: dict[str, Any]) -> str:
     for rk in sorted({r["ratio"] for r in full}, key=lambda s: -Fraction(s)):
         sel = [r for r in full if r["ratio"] == rk]
         chans = [c for c in CHANNELS if any(r["channel"] == c for r in sel)]
-        sem = sorted({r["method"] for r in sel if r["method"].startswith("semcom-")})
+        sem = _semcom_methods(sel)
         acc = any(r.get("accuracy") is not None for r in sel)
         by = {(r["channel"], r["method"], r["snr_db"]): r for r in sel if r["method"] != "baseline"}
         head = ["SNR"] + [f"{c}: {h}" for c in chans for h in ["envelope"] + [m[7:] for m in sem]]
@@ -780,7 +788,7 @@ def format_table(res: dict[str, Any]) -> str:
     for rk in sorted({r["ratio"] for r in full}, key=lambda s: -Fraction(s)):
         for ch in [c for c in CHANNELS if any(r["channel"] == c and r["ratio"] == rk for r in full)]:
             sel = [r for r in full if r["ratio"] == rk and r["channel"] == ch]
-            sem = sorted({r["method"] for r in sel if r["method"].startswith("semcom-")})
+            sem = _semcom_methods(sel)
             n = max(r["images"] for r in sel)
             lines += ["", f"**k/n = {rk}, channel {ch}** ({n} images; PSNR dB, margin = semcom - envelope)", ""]
             head = ["SNR", "envelope (scheme)", "capacity"] + [f"{m[7:]} | margin" for m in sem]
@@ -854,7 +862,7 @@ def plot(rows: list[dict], path: str) -> str | None:
     metrics = ["psnr"] + (["accuracy"] if any(r.get("accuracy") is not None for r in rows) else [])
     panels = [(c, m) for c in chans for m in metrics]
     fig, axes = plt.subplots(len(panels), len(ratios), figsize=(6 * len(ratios), 4.2 * len(panels)), squeeze=False)
-    sem = sorted({r["method"] for r in rows if r["method"].startswith("semcom-")})
+    sem = _semcom_methods(rows)
     for col, rk in enumerate(ratios):
         for row, (ch, metric) in enumerate(panels):
             ax = axes[row][col]

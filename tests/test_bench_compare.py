@@ -230,7 +230,8 @@ def test_consistency_rows_accuracy_and_targets(tiny):
     table = bc.format_table(res)
     assert "cm2 | margin" in table and "acc." in table and "at or above the envelope" in table
     summary = bc.summary_table(res)
-    assert "k/n = 1/6: PSNR dB (classifier accuracy)" in summary and "awgn: cm2" in summary
+    assert "k/n = 1/6: PSNR dB (classifier accuracy)" in summary
+    assert "| awgn: envelope | awgn: jscc | awgn: cm1 | awgn: cm2 |" in summary  # decoders in step order
     assert "none decodes" in summary  # 0 dB: 16-QAM 1/2 fails, every image grey
     # without a consistency checkpoint: cm rows skipped with a note, JSCC rows still there
     res2 = bc.compare(imgs[:1], [20.0], [RATIO], schemes=[chain.BaselineScheme("16qam", "1/2")],
