@@ -56,8 +56,12 @@ def prepare_iq(cfg, codec, images: list[np.ndarray], snr_db: float, seed: int = 
 
 
 def _iq_then_zeros(iq: np.ndarray):
-    """A source that plays ``iq`` once, then zeros: unlike ``vector_source`` it never ends, so the
-    flowgraph (and with it the decoder's worker thread) stays up until every image is decoded."""
+    """A source that plays ``iq`` once as fast as the receiver takes it, then trickles zeros
+    (512 every 5 ms, ~0.1 MS/s): unlike ``vector_source`` it never ends, so the flowgraph (and
+    with it the decoder's worker thread) stays up until every image is decoded, and unlike a
+    free-running zero source it does not keep the Python blocks (and the GIL) busy meanwhile."""
+    import time as _time
+
     from gnuradio import gr
 
     class IqThenZeros(gr.sync_block):
@@ -71,8 +75,11 @@ def _iq_then_zeros(iq: np.ndarray):
             if n > 0:
                 out[:n] = iq[self.pos:self.pos + n]
                 self.pos += n
-            out[max(n, 0):] = 0
-            return len(out)
+                return n
+            _time.sleep(0.005)
+            m = min(len(out), 512)
+            out[:m] = 0
+            return m
 
     return IqThenZeros()
 
