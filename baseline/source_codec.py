@@ -1,4 +1,9 @@
-"""Source coding of the classical baseline: Pillow's JPEG, JPEG 2000 and WebP under a bit budget.
+"""Source coding of the classical baseline: Pillow's JPEG, JPEG 2000, WebP and AVIF under a bit budget.
+
+AVIF (AV1 intra, the class of BPG/HEVC intra that papers compare with) needs Pillow >= 11.3
+built with libavif (PyPI wheels are); :func:`available_codecs` leaves it out where Pillow lacks
+it. Its ISOBMFF container (~300 bytes of boxes) is sent whole, which costs it at the smallest
+budgets.
 
 For one image and a budget of ``budget_bytes`` (container included), ``encode_to_budget`` tries
 each codec, binary-searches the largest quality whose container fits, and keeps the codec whose
@@ -26,11 +31,29 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["CODECS", "FALLBACK_VALUE", "Encoded", "encode", "encode_to_budget", "pack", "unpack",
-           "decode", "decode_container", "psnr", "fallback_image"]
+           "decode", "decode_container", "psnr", "fallback_image", "available_codecs"]
 
-CODECS = ("jpeg", "jpeg2000", "webp")
+CODECS = ("jpeg", "jpeg2000", "webp", "avif")  # the index + 1 is the id on the air: append only
 FALLBACK_VALUE = 128  # a failed decode shows a uniform grey image
-_QUALITY = {"jpeg": (1, 95), "webp": (0, 100), "jpeg2000": (1, 130)}  # searched integer range
+_QUALITY = {"jpeg": (1, 95), "webp": (0, 100), "jpeg2000": (1, 130), "avif": (0, 100)}  # searched integer range
+AVIF_SPEED = 6  # libavif encoder speed 0 (slowest, best) .. 10; 6 keeps the rate search under a second
+
+
+def available_codecs() -> tuple[str, ...]:
+    """The codecs this Pillow can encode and decode (AVIF needs Pillow >= 11.3 with libavif)."""
+    Image, _ = _pil()
+    from PIL import features
+    out = []
+    for c in CODECS:
+        if c == "avif":
+            try:
+                ok = bool(features.check("avif"))
+            except Exception:  # noqa: BLE001 - older Pillow: unknown feature
+                ok = False
+            if not ok:
+                continue
+        out.append(c)
+    return tuple(out)
 
 
 def _pil():
@@ -64,7 +87,7 @@ def encode(img: np.ndarray, codec: str, quality: int) -> bytes:
     """Codec bitstream of ``img`` at integer ``quality`` (higher = better, larger), as sent.
 
     JPEG: Pillow quality 1..95 (optimized Huffman tables). WebP: lossy quality 0..100, method 6,
-    RIFF header stripped. JPEG 2000: ``quality`` 1..130 maps to a compression ratio
+    RIFF header stripped. AVIF: quality 0..100, speed ``AVIF_SPEED``, 4:2:0. JPEG 2000: ``quality`` 1..130 maps to a compression ratio
     ``4000 * 0.94**quality`` (3760 down to 1.3; irreversible 9/7 wavelet, raw codestream): down to
     a few hundred bytes for a 768x512 image, where JPEG and WebP stop at about 5 kB.
     """
@@ -80,6 +103,11 @@ def encode(img: np.ndarray, codec: str, quality: int) -> bytes:
         if data[12:16] != b"VP8 ":  # lossy simple format expected
             return data
         return data[20:]
+    if codec == "avif":
+        if "avif" not in available_codecs():
+            raise ValueError("codec avif: this Pillow has no AVIF support (needs Pillow >= 11.3 with libavif)")
+        im.save(buf, "AVIF", quality=int(quality), speed=AVIF_SPEED, subsampling="4:2:0")
+        return buf.getvalue()
     if codec == "jpeg2000":
         ratio = 4000.0 * 0.94 ** int(quality)
         im.save(buf, "JPEG2000", quality_mode="rates", quality_layers=[ratio], irreversible=True, no_jp2=True)
@@ -195,9 +223,12 @@ def _fit(img: np.ndarray, codec: str, budget: int) -> tuple[int, bytes] | None:
     return best
 
 
-def encode_to_budget(img: np.ndarray, budget_bytes: int, codecs: tuple[str, ...] = CODECS) -> Encoded:
-    """Best container (by PSNR) of ``img`` that fits ``budget_bytes``; see ``Encoded``."""
+def encode_to_budget(img: np.ndarray, budget_bytes: int, codecs: tuple[str, ...] | None = None) -> Encoded:
+    """Best container (by PSNR) of ``img`` that fits ``budget_bytes``; see ``Encoded``.
+
+    ``codecs``: those to try (default: :func:`available_codecs`)."""
     img = _check_image(img)
+    codecs = available_codecs() if codecs is None else codecs
     best = Encoded(b"", None, None, fallback_image(img.shape), psnr(fallback_image(img.shape), img))
     for codec in codecs:
         r = _fit(img, codec, int(budget_bytes))

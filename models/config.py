@@ -48,13 +48,31 @@ class JSCCConfig:
     blocks: int = 2                        # residual blocks per level
     snr_min_db: float = 0.0                # conditioning range (SNR is normalized with it)
     snr_max_db: float = 20.0
+    gdn: bool = False                      # GDN after each encoder level, IGDN before each decoder level
+    # Rate-adaptive latent: the network's latent is sized for ``base_ratio`` ("" = ``ratio``) and a
+    # lower ``ratio`` transmits its leading ``latent_channels`` channels; the decoder sees the
+    # untransmitted ones as erased (reliability 0). One set of weights serves every ratio <= base.
+    base_ratio: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
+        if not isinstance(self.gdn, bool):
+            raise ConfigError("jscc.gdn", f"must be true or false, got {self.gdn!r}")
         try:
             parse_ratio(self.ratio)
         except ValueError as e:
             raise ConfigError("jscc.ratio", str(e)) from None
+        if self.base_ratio:
+            try:
+                base = parse_ratio(self.base_ratio)
+            except ValueError as e:
+                raise ConfigError("jscc.base_ratio", str(e)) from None
+            if parse_ratio(self.ratio) > base:
+                raise ConfigError("jscc.ratio", f"{self.ratio} exceeds the model's base_ratio {self.base_ratio}")
+            lat = Fraction(6) * base * self.stride ** 2
+            if lat.denominator != 1:
+                raise ConfigError("jscc.base_ratio", f"{self.base_ratio} with stride {self.stride} gives a "
+                                  f"non-integer latent width {lat}")
         if not self.channels:
             raise ConfigError("jscc.channels", "needs at least one level")
         _check_positive_ints("jscc", blocks=self.blocks, **{f"channels[{i}]": c for i, c in enumerate(self.channels)})
@@ -71,8 +89,27 @@ class JSCCConfig:
 
     @property
     def latent_channels(self) -> int:
-        """Real latent channels: ``2 * k / (H/stride * W/stride)``."""
-        return int(Fraction(6) * parse_ratio(self.ratio) * self.stride ** 2)
+        """Real latent channels transmitted at ``ratio``: ``2 * k / (H/stride * W/stride)``."""
+        return self.channels_for(self.ratio)
+
+    @property
+    def latent_channels_max(self) -> int:
+        """Real latent channels the network produces (those of ``base_ratio``, else ``ratio``)."""
+        return self.channels_for(self.base_ratio or self.ratio)
+
+    def channels_for(self, ratio: str | Fraction) -> int:
+        """Real latent channels transmitted at ``ratio`` (raises ``ConfigError`` if it does not fit)."""
+        lat = Fraction(6) * parse_ratio(ratio) * self.stride ** 2
+        if lat.denominator != 1:
+            raise ConfigError("jscc.ratio", f"{ratio} with stride {self.stride} gives a non-integer latent width {lat}")
+        return int(lat)
+
+    def with_ratio(self, ratio: str | Fraction) -> "JSCCConfig":
+        """The same network at another transmitted ratio (must be <= base_ratio)."""
+        if not self.base_ratio and parse_ratio(ratio) != parse_ratio(self.ratio):
+            raise ConfigError("jscc.ratio", f"this model has a fixed ratio {self.ratio} (no base_ratio); "
+                              f"it cannot run at {ratio}")
+        return dataclasses.replace(self, ratio=str(parse_ratio(ratio)), base_ratio=self.base_ratio)
 
 
 @dataclass(frozen=True)
@@ -174,12 +211,27 @@ def classifier_preset(preset: str) -> ClassifierConfig:
     raise ConfigError("preset", f"unknown preset {preset!r} (cpu, gpu, tiny)")
 
 
-def jscc_preset(preset: str, ratio: str) -> JSCCConfig:
+# Widths of the rate-adaptive ``cpu`` preset (chosen by an equal-time study, models/checkpoints/README.md).
+RATE_ADAPTIVE_CPU = (32, 64, 128)
+
+
+def jscc_preset(preset: str, ratio: str, base_ratio: str = "") -> JSCCConfig:
     """``cpu``: ~1.7 M params, trains on a shared 2-core machine; ``gpu``: wider and deeper.
 
-    Low ratios get one more level so the latent keeps >= 8 real channels.
+    Low ratios get one more level so the latent keeps >= 8 real channels. With ``base_ratio``
+    the model is rate-adaptive (see :class:`JSCCConfig`): stride 8, GDN, one network for every
+    ratio down to 1/48 (8 real latent channels at 1/48, 64 at 1/6).
     """
     r = parse_ratio(ratio)
+    if base_ratio:
+        b = str(parse_ratio(base_ratio))
+        if preset == "cpu":
+            return JSCCConfig(ratio=str(r), base_ratio=b, channels=RATE_ADAPTIVE_CPU, blocks=2, gdn=True)
+        if preset == "gpu":
+            return JSCCConfig(ratio=str(r), base_ratio=b, channels=(96, 192, 256), blocks=3, gdn=True)
+        if preset == "tiny":
+            return JSCCConfig(ratio=str(r), base_ratio=b, channels=(8, 16, 16), blocks=1, gdn=True)
+        raise ConfigError("preset", f"unknown preset {preset!r} (cpu, gpu, tiny)")
     deep = r < Fraction(1, 12)
     if preset == "cpu":
         ch = (64, 128, 128) if deep else (64, 128)

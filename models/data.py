@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from .options import DEFAULT_CIFAR10
 
-__all__ = ["DEFAULT_CIFAR10", "load_cifar10", "load_image_folder", "augment", "BatchSampler", "synthetic_images",
-           "IMAGE_SUFFIXES"]
+__all__ = ["DEFAULT_CIFAR10", "load_cifar10", "load_image_folder", "load_image_folders_uint8", "augment",
+           "BatchSampler", "CropSampler", "synthetic_images", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -51,8 +51,9 @@ def load_cifar10(root: str | os.PathLike = DEFAULT_CIFAR10, split: str = "train"
     return xt, torch.from_numpy(y[order].astype(np.int64))
 
 
-def load_image_folder(root: str | os.PathLike, limit: int | None = None) -> list[torch.Tensor]:
-    """All PNG/JPEG files under ``root`` (sorted, recursive) as float ``[3, H, W]`` in [0, 1]."""
+def load_image_folder(root: str | os.PathLike, limit: int | None = None, uint8: bool = False) -> list[torch.Tensor]:
+    """All PNG/JPEG files under ``root`` (sorted, recursive) as float ``[3, H, W]`` in [0, 1]
+    (``uint8=True``: uint8 ``[3, H, W]``)."""
     try:
         from PIL import Image
     except ImportError:
@@ -70,8 +71,24 @@ def load_image_folder(root: str | os.PathLike, limit: int | None = None) -> list
                 arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
         except OSError as e:
             raise ValueError(f"{p}: cannot read image ({e})") from None
-        out.append(torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0)
+        t = torch.from_numpy(arr.copy()).permute(2, 0, 1)
+        out.append(t.contiguous() if uint8 else t.float() / 255.0)
     return out
+
+
+def load_image_folders_uint8(roots: str | os.PathLike | list, limit: int | None = None) -> list[torch.Tensor]:
+    """Every PNG/JPEG under one or more folders (a list, or a comma-separated string), decoded once.
+
+    Returns uint8 ``[3, H, W]`` tensors (sizes may differ), in sorted order per folder. Decoding
+    up front keeps JPEG decoding off the training loop (a 481x321 photo is 0.46 MB as uint8).
+    """
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [r for r in str(roots).split(",") if r]
+    out: list[torch.Tensor] = []
+    for root in roots:
+        for img in load_image_folder(root, uint8=True):
+            out.append(img)
+    return out[:limit]
 
 
 def augment(x: torch.Tensor, generator: torch.Generator | None = None, flip: bool = True,
@@ -127,6 +144,70 @@ class BatchSampler:
 
     def set_state(self, order: torch.Tensor, pos: int, epoch: int) -> None:
         """Restore :meth:`state` (the next batch is then the one the saved run would have drawn)."""
+        if order.shape != (len(self.images),) or not 0 <= pos <= len(order):
+            raise ValueError(f"sampler state does not fit {len(self.images)} images "
+                             f"(order {tuple(order.shape)}, position {pos})")
+        self._order, self._pos, self.epoch = order.to(torch.int64), int(pos), int(epoch)
+
+
+class CropSampler:
+    """Endless batches of random ``crop x crop`` patches (random flips) from images of any size.
+
+    ``images``: list of uint8 ``[3, H, W]`` (each at least ``crop`` on both sides, else it is
+    reflect-padded once at construction). Each batch takes the next ``batch`` images of a
+    shuffled order (reshuffled per epoch, an epoch being one pass over the images) and one
+    random crop of each. Same interface as :class:`BatchSampler` (``next``, ``state``,
+    ``set_state``, ``epoch``); deterministic given the generator.
+    """
+
+    def __init__(self, images: list[torch.Tensor], batch: int, crop: int, generator: torch.Generator,
+                 flip: bool = True):
+        if not images:
+            raise ValueError("CropSampler: no images")
+        if crop <= 0:
+            raise ValueError(f"crop must be positive, got {crop}")
+        if batch <= 0:
+            raise ValueError(f"batch must be positive, got {batch}")
+        self.crop, self.batch, self.g, self.flip = crop, batch, generator, flip
+        self.images = []
+        for im in images:
+            if im.dtype != torch.uint8 or im.dim() != 3 or im.shape[0] != 3:
+                raise ValueError(f"CropSampler expects uint8 [3, H, W] images, got {im.dtype} {tuple(im.shape)}")
+            ph, pw = max(0, crop - im.shape[1]), max(0, crop - im.shape[2])
+            if ph or pw:
+                im = F.pad(im[None].float(), (0, pw, 0, ph), mode="replicate")[0].to(torch.uint8)
+            self.images.append(im)
+        self._order = torch.randperm(len(self.images), generator=generator)
+        self._pos = 0
+        self.epoch = 0
+
+    def next(self) -> tuple[torch.Tensor, None]:
+        """``(x float [batch, 3, crop, crop] in [0, 1], None)``."""
+        idx = []
+        while len(idx) < self.batch:
+            if self._pos >= len(self._order):
+                self._order = torch.randperm(len(self.images), generator=self.g)
+                self._pos = 0
+                self.epoch += 1
+            idx.append(int(self._order[self._pos]))
+            self._pos += 1
+        c = self.crop
+        out = torch.empty(self.batch, 3, c, c, dtype=torch.uint8)
+        for j, i in enumerate(idx):
+            im = self.images[i]
+            y0 = int(torch.randint(0, im.shape[1] - c + 1, (1,), generator=self.g))
+            x0 = int(torch.randint(0, im.shape[2] - c + 1, (1,), generator=self.g))
+            out[j] = im[:, y0: y0 + c, x0: x0 + c]
+        x = out.float() / 255.0
+        if self.flip:
+            m = torch.rand(self.batch, generator=self.g) < 0.5
+            x = torch.where(m[:, None, None, None], x.flip(-1), x)
+        return x, None
+
+    def state(self) -> tuple[torch.Tensor, int, int]:
+        return self._order, self._pos, self.epoch
+
+    def set_state(self, order: torch.Tensor, pos: int, epoch: int) -> None:
         if order.shape != (len(self.images),) or not 0 <= pos <= len(order):
             raise ValueError(f"sampler state does not fit {len(self.images)} images "
                              f"(order {tuple(order.shape)}, position {pos})")

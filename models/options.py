@@ -15,8 +15,16 @@ DEFAULT_CIFAR10 = Path(__file__).resolve().parent.parent.parent / "shared" / "da
 class TrainOptions:
     stage: str                       # jscc | teacher | consistency | classifier
     out: str                         # run directory
-    data: str = str(DEFAULT_CIFAR10)  # CIFAR-10 folder (train.npz/test.npz)
-    ratio: str = "1/6"
+    data: str = str(DEFAULT_CIFAR10)  # CIFAR-10 folder (train.npz/test.npz), or image folder(s), comma-separated
+    eval_data: str = ""              # image folder(s) to evaluate on (default: CIFAR-10 test / the training folders)
+    crop: int = 0                    # random crop size for image folders (0: 64); CIFAR-10 uses whole images
+    ratio: str = "1/6"               # k/n; a comma-separated list (1/6,1/12,...) trains one rate-adaptive model
+    channels: str = ""               # override the preset's JSCC widths, e.g. "32,64,128" (architecture studies)
+    blocks: int = 0                  # override the preset's residual blocks per level (0: preset)
+    gdn: int = -1                    # override the preset's GDN choice (1 on, 0 off, -1 preset)
+    amp: str = "fp32"                # fp32 | bf16 (CPU autocast; needs avx512_bf16/amx to pay off)
+    guard: float = 4.0               # collapse guard: roll back when the smoothed loss exceeds this x its best (0: off)
+    guard_every: int = 200           # steps between the guard's in-memory snapshots
     preset: str = "cpu"              # cpu | gpu | tiny
     steps: int = 8000
     batch: int = 32
@@ -50,3 +58,21 @@ class TrainOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.amp not in ("fp32", "bf16"):
+            raise ValueError(f"--amp must be fp32 or bf16, got {self.amp!r}")
+        if self.crop < 0:
+            raise ValueError(f"--crop must be >= 0, got {self.crop}")
+        if self.guard < 0 or (0 < self.guard <= 1):
+            raise ValueError(f"--guard must be 0 (off) or > 1, got {self.guard}")
+
+    @property
+    def ratios(self) -> list[str]:
+        """The ratios of ``ratio`` (one, or several for a rate-adaptive model), largest first."""
+        from fractions import Fraction
+        parts = [r.strip() for r in str(self.ratio).split(",") if r.strip()]
+        if not parts:
+            raise ValueError("--ratio is empty")
+        try:
+            return [str(r) for r in sorted({Fraction(p) for p in parts}, reverse=True)]
+        except (ValueError, ZeroDivisionError) as e:
+            raise ValueError(f"--ratio: cannot parse {self.ratio!r} ({e})") from None

@@ -8,7 +8,10 @@ a shipped checkpoint holds) and ``epoch`` (fractional epochs seen).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,7 +22,7 @@ from .checkpoint import load_model
 from .classifier import Classifier
 from .config import ChannelConfig, classifier_preset, jscc_preset, unet_preset
 from .consistency import ConsistencyFunction, consistency_distillation_loss
-from .data import BatchSampler, load_cifar10, synthetic_images
+from .data import BatchSampler, CropSampler, load_cifar10, load_image_folders_uint8, synthetic_images
 from .edm import EDMDenoiser, diffusion_target, edm_loss, image_from_sample
 from .jscc import JSCC
 from .metrics import psnr
@@ -31,8 +34,23 @@ __all__ = ["build_stage", "JSCCStage", "TeacherStage", "ConsistencyStage", "Clas
 EVAL_SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0)
 
 
-def load_images(opts, g: torch.Generator) -> tuple[BatchSampler, torch.Tensor, torch.Tensor | None]:
-    """Training sampler and a fixed evaluation set (uint8 ``[N, 3, H, W]``) for ``opts``."""
+def is_cifar_folder(path: str) -> bool:
+    """True when ``path`` is a CIFAR-10 folder (holds ``train.npz``), else it names image folder(s)."""
+    return (Path(path) / "train.npz").is_file()
+
+
+def load_images(opts, g: torch.Generator):
+    """Training sampler and a fixed evaluation set for ``opts``.
+
+    CIFAR-10 (``opts.data`` holds ``train.npz``): whole 32x32 images, evaluation on the test
+    split as uint8 ``[N, 3, 32, 32]``. Image folders (comma-separated): decoded once, random
+    ``opts.crop`` crops (default 64) with flips; evaluation on whole images of
+    ``opts.eval_data`` (default: the training folders) as a list of uint8 ``[3, H, W]``.
+    """
+    if not opts.synthetic and not is_cifar_folder(opts.data):
+        train = load_image_folders_uint8(opts.data)
+        evals = load_image_folders_uint8(opts.eval_data or opts.data, limit=opts.eval_images)
+        return CropSampler(train, opts.batch, opts.crop or 64, g), evals, None
     if opts.synthetic:
         x = synthetic_images(opts.synthetic, seed=opts.seed)
         y = x.float().mean(dim=(2, 3)).argmax(dim=1)  # a learnable label: the dominant colour
@@ -43,17 +61,39 @@ def load_images(opts, g: torch.Generator) -> tuple[BatchSampler, torch.Tensor, t
     return BatchSampler(x, opts.batch, g, crop_pad=opts.crop_pad, labels=y), xt, yt
 
 
+def autocast(amp: str):
+    """The training precision context: bf16 CPU/GPU autocast or nothing (fp32)."""
+    if amp == "bf16":
+        return torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _batches(images, batch: int):
+    """uint8 ``[N, 3, H, W]`` tensor, or a list of ``[3, H, W]`` of mixed sizes -> float batches."""
+    if isinstance(images, torch.Tensor):
+        for i in range(0, len(images), batch):
+            yield images[i: i + batch].float() / 255.0
+        return
+    by_size: dict[tuple[int, int], list[torch.Tensor]] = {}
+    for im in images:
+        by_size.setdefault(tuple(im.shape[-2:]), []).append(im)
+    for group in by_size.values():
+        for i in range(0, len(group), max(1, batch // 16)):
+            yield torch.stack(group[i: i + max(1, batch // 16)]).float() / 255.0
+
+
 @torch.no_grad()
-def jscc_psnr(model: JSCC, images: torch.Tensor, snr_db: float, fading: bool = False,
+def jscc_psnr(model: JSCC, images, snr_db: float, fading: bool = False,
               erasures: bool = False, batch: int = 250, seed: int = 1,
-              channel_cfg: ChannelConfig | None = None) -> float:
-    """Mean per-image PSNR (dB) of ``model`` on uint8 ``images`` through a seeded channel."""
+              channel_cfg: ChannelConfig | None = None, ratio: str | None = None) -> float:
+    """Mean per-image PSNR (dB) of ``model`` on uint8 ``images`` (a batch tensor or a list of
+    differently sized images) through a seeded channel, at ``ratio`` (default: the model's)."""
     channel = Channel(channel_cfg or ChannelConfig())
     g = torch.Generator().manual_seed(seed)
     vals = []
-    for i in range(0, len(images), batch):
-        x = images[i: i + batch].float() / 255.0
-        out = model(x, channel, torch.full((len(x),), float(snr_db)), g, fading=fading, erasures=erasures)
+    for x in _batches(images, batch):
+        out = model(x, channel, torch.full((len(x),), float(snr_db)), g, ratio=ratio, fading=fading,
+                    erasures=erasures)
         vals.append(psnr(out, x))
     return torch.cat(vals).mean().item()
 
@@ -66,7 +106,20 @@ class JSCCStage:
 
     def __init__(self, opts, g: torch.Generator):
         self.opts = opts
-        self.config = jscc_preset(opts.preset, opts.ratio)
+        self.ratios = opts.ratios
+        if len(self.ratios) > 1:  # one rate-adaptive network; the config names the largest ratio
+            self.config = jscc_preset(opts.preset, self.ratios[0], base_ratio=self.ratios[0])
+        else:
+            self.config = jscc_preset(opts.preset, self.ratios[0])
+        overrides: dict[str, Any] = {}
+        if opts.channels:
+            overrides["channels"] = tuple(int(c) for c in opts.channels.split(","))
+        if opts.blocks:
+            overrides["blocks"] = opts.blocks
+        if opts.gdn >= 0:
+            overrides["gdn"] = bool(opts.gdn)
+        if overrides:
+            self.config = dataclasses.replace(self.config, **overrides)
         self.model = JSCC(self.config)
         self.channel = Channel(ChannelConfig(p_fading=opts.p_fading, p_erasure_image=opts.p_erasure))
         self.sampler, self.eval_x, _ = load_images(opts, g)
@@ -75,14 +128,31 @@ class JSCCStage:
     def epoch(self) -> float:
         return self.sampler.epoch + self.sampler._pos / len(self.sampler.images)
 
+    def ratio_at(self, step: int) -> str:
+        """A rate-adaptive run trains its ratios in turn, one per step."""
+        return self.ratios[step % len(self.ratios)]
+
     def loss(self, g: torch.Generator, step: int) -> torch.Tensor:
         x, _ = self.sampler.next()
+        if self.model.training and x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
         snr = self.channel.sample_snr(len(x), g)
-        out = self.model(x, self.channel, snr, g, fading=None, erasures=None)
-        return (out - x).square().mean()
+        ratio = self.ratio_at(step) if len(self.ratios) > 1 else None
+        with autocast(self.opts.amp):
+            out = self.model(x, self.channel, snr, g, ratio=ratio, fading=None, erasures=None)
+        return (out.float() - x).square().mean()
 
     def evaluate(self, ema: JSCC) -> dict[str, float]:
-        m: dict[str, Any] = {f"psnr_awgn_{s:g}": jscc_psnr(ema, self.eval_x, s) for s in EVAL_SNRS_DB}
+        if len(self.ratios) > 1:  # per ratio; the key metric is their mean at AWGN 10 dB
+            m: dict[str, Any] = {}
+            for r in self.ratios:
+                tag = r.replace("/", "_")
+                for s in (0.0, 10.0, 20.0):
+                    m[f"psnr_{tag}_awgn_{s:g}"] = jscc_psnr(ema, self.eval_x, s, ratio=r)
+                m[f"psnr_{tag}_fading_10"] = jscc_psnr(ema, self.eval_x, 10.0, fading=True, ratio=r)
+            m["psnr_awgn_10"] = sum(m[f"psnr_{r.replace('/', '_')}_awgn_10"] for r in self.ratios) / len(self.ratios)
+            return m
+        m = {f"psnr_awgn_{s:g}": jscc_psnr(ema, self.eval_x, s) for s in EVAL_SNRS_DB}
         m["psnr_fading_10"] = jscc_psnr(ema, self.eval_x, 10.0, fading=True)
         m["psnr_fading_erasure_10"] = jscc_psnr(
             ema, self.eval_x, 10.0, fading=True, erasures=True,

@@ -36,7 +36,7 @@ from .checkpoint import load_training_state, save_model, save_training_state
 from .options import TrainOptions
 from .runtime import channels_last
 
-__all__ = ["TrainOptions", "train", "lr_at", "ema_update"]
+__all__ = ["TrainOptions", "train", "lr_at", "ema_update", "CollapseGuard"]
 
 
 def lr_at(step: int, opts: TrainOptions) -> float:
@@ -55,6 +55,57 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: f
         pe.lerp_(pm, 1 - d)
     for be, bm in zip(ema.buffers(), model.buffers()):
         be.copy_(bm)
+
+
+class CollapseGuard:
+    """Catches a run whose loss jumps to a plateau far above where it was (a collapse).
+
+    The loss is smoothed (EMA over ~``1 / alpha`` steps). Every ``every`` steps, while the
+    smoothed loss is within 1.5x of its best, an in-memory snapshot of model, EMA and
+    optimizer is taken. When the smoothed loss exceeds ``factor`` x its best, or a loss is
+    not finite, :meth:`check` returns True: the caller restores the snapshot and halves the
+    learning rate (``lr_scale``). ``factor = 0`` turns the guard off (a non-finite loss then
+    raises). The first ``warmup`` steps only feed the smoother.
+    """
+
+    def __init__(self, factor: float, every: int, warmup: int, alpha: float = 0.02):
+        self.factor, self.every, self.warmup, self.alpha = factor, every, warmup, alpha
+        self.smooth: float | None = None
+        self.best = math.inf
+        self.snapshot: dict[str, Any] | None = None
+        self.lr_scale = 1.0
+        self.rollbacks = 0
+
+    def check(self, loss: float, step: int) -> bool:
+        """Feed one step's loss; True when the run must roll back."""
+        if not math.isfinite(loss):
+            if not self.factor or self.snapshot is None:
+                raise RuntimeError(f"loss became {loss} at step {step}; lower --lr")
+            return True
+        self.smooth = loss if self.smooth is None else (1 - self.alpha) * self.smooth + self.alpha * loss
+        if step < self.warmup or not self.factor:
+            return False
+        self.best = min(self.best, self.smooth)
+        return self.snapshot is not None and self.smooth > self.factor * self.best
+
+    def want_snapshot(self, step: int) -> bool:
+        return (bool(self.factor) and step >= self.warmup and step % self.every == 0
+                and self.smooth is not None and self.smooth <= 1.5 * self.best)
+
+    def take(self, step: int, model, ema, opt) -> None:
+        self.snapshot = {"step": step, "model": copy.deepcopy(model.state_dict()),
+                         "ema": copy.deepcopy(ema.state_dict()), "opt": copy.deepcopy(opt.state_dict())}
+
+    def restore(self, model, ema, opt) -> int:
+        """Load the snapshot, halve ``lr_scale``; returns the snapshot's step."""
+        snap = self.snapshot
+        model.load_state_dict(snap["model"])
+        ema.load_state_dict(snap["ema"])
+        opt.load_state_dict(copy.deepcopy(snap["opt"]))
+        self.lr_scale *= 0.5
+        self.rollbacks += 1
+        self.smooth = self.best
+        return snap["step"]
 
 
 class _Log:
@@ -89,12 +140,16 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     opt = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
 
     step, best = 0, -math.inf
+    guard = CollapseGuard(opts.guard, opts.guard_every, opts.warmup)
     state_path = out / "state.safetensors"
     if opts.resume:
         if not state_path.exists():
             raise FileNotFoundError(f"--resume: no training state at {state_path}")
         step, info, rng = load_training_state(state_path, stage.kind, stage.config, model, ema, opt)
         best = info.get("best", -math.inf)
+        guard.lr_scale = float(info.get("guard_lr_scale", 1.0))
+        guard.rollbacks = int(info.get("guard_rollbacks", 0))
+        guard.warmup = step + min(opts.warmup, 200)  # let the smoother settle after a restart
         if rng is not None:
             g.set_state(rng)
         _restore_stage(stage, info)
@@ -113,7 +168,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if getattr(stage, "target", None) is not None:  # consistency: the stop-gradient target network
             extra.update({f"target/{k}": v for k, v in stage.target.state_dict().items()})
         save_training_state(state_path, stage.kind, stage.config, model, ema, opt, step,
-                            {"best": best, "stage": opts.stage, "sampler_pos": pos, "sampler_epoch": epoch},
+                            {"best": best, "stage": opts.stage, "sampler_pos": pos, "sampler_epoch": epoch,
+                             "guard_lr_scale": guard.lr_scale, "guard_rollbacks": guard.rollbacks},
                             g.get_state(), extra)
         save_model(out / "last.safetensors", stage.kind, stage.export(ema), stage.config,
                    {"step": step, "stage": opts.stage})
@@ -148,7 +204,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         model.train()
         end = min(opts.steps, opts.stop_at) if opts.stop_at else opts.steps
         while step < end and stop["sig"] is None:
-            lr = lr_at(step, opts)
+            lr = lr_at(step, opts) * guard.lr_scale
             if opts.resume and opts.rewarm:
                 lr *= min(1.0, (step - start_step + 1) / opts.rewarm)
             for group in opt.param_groups:
@@ -160,9 +216,19 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             opt.step()
             step += 1
             ema_update(ema, model, step, opts.ema_decay)
-            if not math.isfinite(loss.item()):
-                raise RuntimeError(f"loss became {loss.item()} at step {step}; lower --lr")
-            loss_sum, loss_n, img_n = loss_sum + loss.item(), loss_n + 1, img_n + opts.batch
+            loss_v = loss.item()
+            if guard.check(loss_v, step):
+                seen = guard.smooth if math.isfinite(loss_v) else loss_v
+                at = guard.restore(model, ema, opt)
+                say(f"collapse guard: smoothed loss {seen:.5f} "
+                    f"against best {guard.best:.5f} at step {step}: rolled back to the weights of step {at}, "
+                    f"lr scale now {guard.lr_scale:g}")
+                log.write({"step": step, "time_s": f"{time.time() - t0:.1f}", "epoch": f"{stage.epoch:.3f}",
+                           "lr": f"{lr:.3g}", "loss": "rollback", "img_per_s": ""})
+                continue
+            if guard.want_snapshot(step):
+                guard.take(step, model, ema, opt)
+            loss_sum, loss_n, img_n = loss_sum + loss_v, loss_n + 1, img_n + opts.batch
             now = time.time()
             if step % opts.log_every == 0 or step == opts.steps:
                 rate = img_n / max(now - t_log, 1e-9)
@@ -177,6 +243,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                 model.eval()
                 metrics = evaluate()
                 model.train()
+                t_log = time.time()  # images/s counts training only
             if now - t_ckpt > opts.ckpt_minutes * 60:
                 save_state()
                 t_ckpt = time.time()
