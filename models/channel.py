@@ -30,7 +30,8 @@ __all__ = ["Channel", "awgn", "complex_noise", "multipath_gains", "interleaver"]
 def complex_noise(shape: tuple[int, ...], generator: torch.Generator | None = None,
                   device: torch.device | str = "cpu") -> torch.Tensor:
     """CN(0, 1) samples: variance 1/2 on I and on Q. complex64."""
-    re_im = torch.randn(*shape, 2, generator=generator, device=device) * math.sqrt(0.5)
+    # drawn on the CPU (where the training generator lives), then moved: the same samples on any device
+    re_im = torch.randn(*shape, 2, generator=generator).to(device) * math.sqrt(0.5)
     return torch.view_as_complex(re_im)
 
 

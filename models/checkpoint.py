@@ -8,12 +8,17 @@ Two kinds of file:
 * a **training state** (:func:`save_training_state` / :func:`load_training_state`): model, EMA
   and optimizer tensors under prefixes, the optimizer's scalar state and the step as JSON.
 
-Every failure (missing file, not a safetensors file, wrong kind, config or tensor mismatch)
-raises :class:`CheckpointError` naming the file and the problem.
+Every failure (missing file, not a safetensors file, wrong kind, config or tensor mismatch,
+non-finite weights, content hash mismatch) raises :class:`CheckpointError` naming the file and
+the problem. Model checkpoints carry ``semcom.sha256``, a hash of every tensor's name, dtype,
+shape and bytes (:func:`tensors_sha256`), verified on load; files written before it existed
+load without it. Diffusion checkpoints pair with one JSCC model: their ``info`` holds
+``jscc_sha256`` and ``ratio`` (:func:`check_pairing`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,8 +31,8 @@ from torch import nn
 
 from .config import ConfigError, config_from_dict, config_to_dict
 
-__all__ = ["CheckpointError", "register_model", "save_model", "load_model", "read_metadata",
-           "save_training_state", "load_training_state"]
+__all__ = ["CheckpointError", "register_model", "save_model", "load_model", "read_metadata", "read_raw_metadata",
+           "save_training_state", "load_training_state", "tensors_sha256", "check_pairing", "export_ratio"]
 
 FORMAT_VERSION = "1"
 
@@ -59,13 +64,37 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, s
     os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint behind
 
 
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """Hex sha256 over the tensors sorted by name: name, dtype, shape and raw bytes of each."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        v = tensors[k].detach().contiguous().cpu()
+        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
+        h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.hexdigest()
+
+
 def save_model(path: str | os.PathLike, kind: str, model: nn.Module, config: Any,
                info: dict[str, Any] | None = None) -> None:
-    """Write ``model``'s weights with ``kind``/``config``/``info`` in the metadata."""
+    """Write ``model``'s weights with ``kind``/``config``/``info`` and their content hash in the metadata."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"semcom.format": FORMAT_VERSION, "semcom.kind": kind,
             "semcom.config": json.dumps(config_to_dict(config)),
-            "semcom.info": json.dumps(info or {})}
-    _atomic_save(dict(model.state_dict()), Path(path), meta)
+            "semcom.info": json.dumps(info or {}),
+            "semcom.sha256": tensors_sha256(tensors)}
+    _atomic_save(tensors, Path(path), meta)
+
+
+def _check_tensors(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
+    """Content hash (when recorded) and finiteness of every floating-point tensor."""
+    want = meta.get("semcom.sha256")
+    if want is not None and tensors_sha256(tensors) != want:
+        raise CheckpointError(path, "content hash mismatch: the tensors are not the ones that were saved "
+                              "(corrupt or edited file)")
+    for k, v in tensors.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            bad = int((~torch.isfinite(v)).sum())
+            raise CheckpointError(path, f"tensor {k} holds {bad} non-finite value(s) (NaN/inf): unusable weights")
 
 
 def _open(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
@@ -81,6 +110,18 @@ def _open(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
         raise CheckpointError(path, f"missing or unsupported semcom.format {meta.get('semcom.format')!r} "
                               f"(expected {FORMAT_VERSION!r})")
     return meta, tensors
+
+
+def read_raw_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The safetensors metadata strings of ``path`` as stored (no tensor is checked)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(path, f"not a readable safetensors file ({type(e).__name__}: {e})") from None
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -119,7 +160,8 @@ def load_model(path: str | os.PathLike, kind: str | None = None, expect_config: 
     _ensure_registry()
     path = Path(path)
     meta = read_metadata(path)
-    _, tensors = _open(path)
+    raw, tensors = _open(path)
+    _check_tensors(path, raw, tensors)
     if kind is not None and meta["kind"] != kind:
         raise CheckpointError(path, f"holds a {meta['kind']!r} model, expected {kind!r}")
     if meta["kind"] not in _REGISTRY:
@@ -138,6 +180,57 @@ def load_model(path: str | os.PathLike, kind: str | None = None, expect_config: 
     _load_into(path, model, tensors, "model")
     model.eval()
     return model, cfg, meta["info"]
+
+
+def check_pairing(diffusion_path: str | os.PathLike, diffusion_info: dict[str, Any],
+                  jscc_path: str | os.PathLike, jscc_ratio: str) -> None:
+    """A teacher/consistency checkpoint must pair with the JSCC model it was trained on.
+
+    ``diffusion_info`` holds ``jscc_sha256`` and ``ratio`` (written at training); the JSCC
+    checkpoint's content hash and ``jscc_ratio`` must match. Files that predate the record pass
+    on the ratio alone when they name one. Raises :class:`CheckpointError` naming both files.
+    """
+    from fractions import Fraction
+
+    want_ratio = diffusion_info.get("ratio")
+    if want_ratio is not None and Fraction(str(want_ratio)) != Fraction(str(jscc_ratio)):
+        raise CheckpointError(diffusion_path, f"was trained for ratio {want_ratio} but the JSCC model "
+                              f"{jscc_path} runs at {jscc_ratio}: use the diffusion checkpoint of that ratio")
+    want = diffusion_info.get("jscc_sha256")
+    if want is not None:
+        have = read_raw_metadata(jscc_path).get("semcom.sha256")
+        if have is not None and have != want:
+            raise CheckpointError(diffusion_path, f"pairs with another JSCC model (sha256 {want[:12]}...) than "
+                                  f"{jscc_path} (sha256 {have[:12]}...): its conditioning would not match")
+
+
+def export_ratio(src: str | os.PathLike, ratio: str, dst: str | os.PathLike) -> Path:
+    """Write a rate-adaptive checkpoint ``src`` as the model of one ``ratio``; returns ``dst``.
+
+    JSCC: the same weights with the config's ``ratio`` changed. Teacher/consistency trained on
+    several ratios (``info["ratios"]``): the same weights with ``info["ratio"]`` set, so the
+    pairing check accepts it with that ratio's JSCC model. Info records the source and its hash."""
+    from fractions import Fraction
+
+    kind = read_metadata(src)["kind"]
+    if kind in ("teacher", "consistency"):
+        model, cfg, info = load_model(src, kind=kind)
+        ratios = [Fraction(str(r)) for r in info.get("ratios", [info.get("ratio")]) if r is not None]
+        if Fraction(str(ratio)) not in ratios:
+            raise CheckpointError(src, f"was trained for ratios {[str(r) for r in ratios]}, not {ratio}")
+        save_model(dst, kind, model, cfg, {**info, "ratio": str(Fraction(str(ratio))), "exported_from": Path(src).name,
+                                            "source_sha256": read_raw_metadata(src).get("semcom.sha256")})
+        return Path(dst)
+    model, cfg, info = load_model(src, kind="jscc")
+    if not cfg.base_ratio:
+        raise CheckpointError(src, f"is a fixed-ratio model ({cfg.ratio}), not rate-adaptive (no base_ratio)")
+    try:
+        new = cfg.with_ratio(ratio)
+    except ConfigError as e:
+        raise CheckpointError(src, str(e)) from None
+    save_model(dst, "jscc", model, new, {**info, "exported_from": Path(src).name,
+                                          "source_sha256": read_raw_metadata(src).get("semcom.sha256")})
+    return Path(dst)
 
 
 def save_training_state(path: str | os.PathLike, kind: str, config: Any, model: nn.Module, ema: nn.Module,

@@ -59,8 +59,8 @@ def consistency_distillation_loss(student: ConsistencyFunction, target: Consiste
     B = x0.shape[0]
     sig = karras_sigmas(n_steps, student.sigma_min, sigma_max)[:-1].flip(0)  # ascending [n_steps]
     n = torch.randint(0, n_steps - 1, (B,), generator=generator)
-    s_lo, s_hi = sig[n], sig[n + 1]  # [B]
-    z = torch.randn(x0.shape, generator=generator)
+    s_lo, s_hi = sig[n].to(x0.device), sig[n + 1].to(x0.device)  # [B]
+    z = torch.randn(x0.shape, generator=generator).to(x0.device)
     x_hi = x0 + s_hi[:, None, None, None] * z
     with torch.no_grad():  # one Heun step of the teacher's ODE from s_hi to s_lo
         bc = lambda v: v[:, None, None, None]  # noqa: E731

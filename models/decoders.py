@@ -5,6 +5,12 @@
 ``cmN``     the consistency model with N evaluations (``cm1``, ``cm2``, ``cm4``, ...).
 The diffusion decoders refine the JSCC estimate: the JSCC decoder's output (in [-1, 1]) and
 the SNR condition the denoiser, which samples an image from noise.
+
+The consistency decoder's fidelity-realism knob (:class:`DecodeKnobs`): ``guidance`` (strength
+0-1 of the channel-consistent posterior guidance, ``guidance.py``), ``guidance_steps`` (K = 0-3
+gradient steps after each jump) and ``start_sigma`` (SDEdit: start from the JSCC estimate
+noised to this level instead of pure noise at sigma_max; at or below sigma_min the output *is*
+the JSCC estimate).
 """
 
 from __future__ import annotations
@@ -15,13 +21,34 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import load_model
+from .checkpoint import check_pairing, load_model
 from .edm import image_from_sample
+from .guidance import guide, measurement_residual, posterior_tau2
 from .runtime import channels_last
 from .jscc import JSCC
 from .samplers import consistency_sigmas, karras_sigmas, sample_consistency, sample_heun
 
-__all__ = ["SemanticCodec", "parse_decoder"]
+__all__ = ["SemanticCodec", "parse_decoder", "DecodeKnobs"]
+
+
+@dataclass(frozen=True)
+class DecodeKnobs:
+    """Run-time settings of the consistency decoder (see the module docstring)."""
+
+    guidance: float = 0.0        # strength in [0, 1]; 0 = unguided
+    guidance_steps: int = 0      # K gradient steps per jump, 0..3
+    start_sigma: float = 0.0     # 0 = sigma_max (pure noise); else SDEdit start level
+    anchor: float = 0.0          # weight of the pull towards the JSCC estimate during guidance
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.guidance) <= 1.0:
+            raise ValueError(f"guidance: must be in [0, 1], got {self.guidance}")
+        if isinstance(self.guidance_steps, bool) or not 0 <= int(self.guidance_steps) <= 3:
+            raise ValueError(f"guidance_steps: must be 0..3, got {self.guidance_steps}")
+        if not float(self.start_sigma) >= 0.0:
+            raise ValueError(f"start_sigma: must be >= 0 (0 = sigma_max), got {self.start_sigma}")
+        if not float(self.anchor) >= 0.0:
+            raise ValueError(f"anchor: must be >= 0, got {self.anchor}")
 
 
 def parse_decoder(name: str) -> tuple[str, int]:
@@ -49,26 +76,35 @@ class SemanticCodec:
     @classmethod
     def from_checkpoints(cls, jscc: str, teacher: str = "", consistency: str = "",
                          teacher_steps: int = 10) -> "SemanticCodec":
-        j, _, _ = load_model(jscc, kind="jscc")
-        t = load_model(teacher, kind="teacher")[0] if teacher else None
-        c = load_model(consistency, kind="consistency")[0] if consistency else None
+        j, jcfg, _ = load_model(jscc, kind="jscc")
+        t = c = None
+        if teacher:
+            t, _, tinfo = load_model(teacher, kind="teacher")
+            check_pairing(teacher, tinfo, jscc, jcfg.ratio)
+        if consistency:
+            c, _, cinfo = load_model(consistency, kind="consistency")
+            check_pairing(consistency, cinfo, jscc, jcfg.ratio)
         return cls(j, t, c, teacher_steps)
 
     def encode(self, img: torch.Tensor, snr_db: torch.Tensor | float) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in [0, 1] -> unit-power symbols ``[B, k]`` complex64."""
         return self.jscc.encode(img, snr_db)
 
-    def nfe(self, decoder: str) -> int:
+    def nfe(self, decoder: str, knobs: DecodeKnobs | None = None) -> int:
         """Network evaluations of ``decoder`` (the JSCC decoder pass counts as one)."""
         kind, n = parse_decoder(decoder)
         return 1 + {"jscc": 0, "teacher": 2 * self.teacher_steps - 1, "cm": n}[kind]
+        # (a guided jump adds 2 encoder passes per gradient step; they are not UNet evaluations)
 
     @torch.no_grad()
     def decode(self, y: torch.Tensor, nv: torch.Tensor, snr_db: torch.Tensor | float,
                size: tuple[int, int], decoder: str = "jscc",
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """Received symbols ``y`` ``[B, k]`` + noise variance ``nv`` ``[B, k]`` -> images ``[B, 3, H, W]`` in [0, 1]."""
+               generator: torch.Generator | None = None, knobs: DecodeKnobs | None = None) -> torch.Tensor:
+        """Received symbols ``y`` ``[B, k]`` + noise variance ``nv`` ``[B, k]`` -> images ``[B, 3, H, W]`` in [0, 1].
+
+        ``knobs`` apply to the consistency decoders (default: unguided, from sigma_max)."""
         kind, n = parse_decoder(decoder)
+        knobs = knobs or DecodeKnobs()
         est = self.jscc.decode(y, nv, snr_db, size)
         if kind == "jscc":
             return est
@@ -85,7 +121,30 @@ class SemanticCodec:
             sig = karras_sigmas(self.teacher_steps, cfg.sigma_min, cfg.sigma_max)
             x0 = sample_heun(denoise, torch.randn(est.shape, generator=generator) * sig[0], sig)
         else:
-            sig = consistency_sigmas(n, cfg.sigma_min, cfg.sigma_max)
-            x0 = sample_consistency(denoise, torch.randn(est.shape, generator=generator) * sig[0], sig,
-                                    generator, cfg.sigma_min)
+            start = float(knobs.start_sigma) or cfg.sigma_max
+            if start <= cfg.sigma_min:
+                return est  # SDEdit from (almost) no noise: the JSCC estimate itself
+            sig = consistency_sigmas(n, cfg.sigma_min, min(start, cfg.sigma_max))
+            post = None
+            if knobs.guidance > 0 and knobs.guidance_steps > 0:
+                post = self._guidance(y, nv, snr_db, size, cond, cfg, knobs)
+            # SDEdit start: the JSCC estimate (residual 0, or the estimate itself) plus noise at sig[0]
+            origin = torch.zeros_like(cond) if (cfg.residual or not knobs.start_sigma) else cond
+            x = origin + torch.randn(est.shape, generator=generator).to(est.device) * sig[0]
+            x0 = sample_consistency(denoise, x, sig, generator, cfg.sigma_min, post=post)
         return ((image_from_sample(x0, cond, cfg.residual) + 1.0) / 2.0).clamp(0, 1)
+
+    def _guidance(self, y, nv, snr_db, size, cond, cfg, knobs: DecodeKnobs):
+        """``post(x0, sigma)`` for :func:`sample_consistency`: K guided steps through the frozen encoder."""
+        self.jscc.requires_grad_(False)
+
+        def encode(sample: torch.Tensor) -> torch.Tensor:
+            img = (image_from_sample(sample, cond, cfg.residual) + 1.0) / 2.0
+            return self.jscc.encode(img, snr_db)
+        residual = measurement_residual(encode, y, nv)
+        anchor = torch.zeros_like(cond) if cfg.residual else cond  # the JSCC estimate in sample space
+
+        def post(x0: torch.Tensor, sigma: float) -> torch.Tensor:
+            return guide(x0, residual, posterior_tau2(sigma, cfg.sigma_data), knobs.guidance_steps,
+                         knobs.guidance, anchor, knobs.anchor)
+        return post

@@ -35,6 +35,7 @@ class TrainOptions:
     ema_decay: float = 0.999
     seed: int = 0
     threads: int = 1
+    device: str = "cpu"              # cpu | cuda | auto (cuda when available); random numbers stay on the CPU
     ckpt_minutes: float = 5.0
     eval_every: int = 1000
     eval_images: int = 1000
@@ -58,6 +59,8 @@ class TrainOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"--device must be cpu, cuda or auto, got {self.device!r}")
         if self.amp not in ("fp32", "bf16"):
             raise ValueError(f"--amp must be fp32 or bf16, got {self.amp!r}")
         if self.crop < 0:

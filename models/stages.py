@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .channel import Channel
-from .checkpoint import load_model
+from .checkpoint import load_model, read_raw_metadata as read_metadata_raw
 from .classifier import Classifier
 from .config import ChannelConfig, classifier_preset, jscc_preset, unet_preset
 from .consistency import ConsistencyFunction, consistency_distillation_loss
@@ -68,6 +68,10 @@ def autocast(amp: str):
     return contextlib.nullcontext()
 
 
+def _device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 def _batches(images, batch: int):
     """uint8 ``[N, 3, H, W]`` tensor, or a list of ``[3, H, W]`` of mixed sizes -> float batches."""
     if isinstance(images, torch.Tensor):
@@ -92,10 +96,22 @@ def jscc_psnr(model: JSCC, images, snr_db: float, fading: bool = False,
     g = torch.Generator().manual_seed(seed)
     vals = []
     for x in _batches(images, batch):
+        x = x.to(_device(model))
         out = model(x, channel, torch.full((len(x),), float(snr_db)), g, ratio=ratio, fading=fading,
                     erasures=erasures)
-        vals.append(psnr(out, x))
+        vals.append(psnr(out, x).cpu())
     return torch.cat(vals).mean().item()
+
+
+def _centre_crop(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre ``size x size`` crop of ``[3, H, W]`` (smaller sides are kept whole, then replicate-padded)."""
+    H, W = img.shape[-2:]
+    y0, x0 = max(0, (H - size) // 2), max(0, (W - size) // 2)
+    out = img[:, y0: y0 + size, x0: x0 + size]
+    if out.shape[-2:] != (size, size):
+        out = F.pad(out[None].float(), (0, size - out.shape[-1], 0, size - out.shape[-2]),
+                    mode="replicate")[0].to(img.dtype)
+    return out
 
 
 class JSCCStage:
@@ -134,6 +150,7 @@ class JSCCStage:
 
     def loss(self, g: torch.Generator, step: int) -> torch.Tensor:
         x, _ = self.sampler.next()
+        x = x.to(_device(self.model))
         if self.model.training and x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         snr = self.channel.sample_snr(len(x), g)
@@ -167,6 +184,7 @@ class _DiffusionStage:
     """Shared by the teacher and consistency stages: a frozen JSCC supplies the conditioning."""
 
     sample_eval_images = 64  # sampling is expensive on CPU: evaluate on a small fixed subset
+    sample_eval_images_folder = 16  # of photos (128 x 128 centre crops)
 
     def __init__(self, opts, g: torch.Generator):
         if not opts.jscc:
@@ -174,28 +192,48 @@ class _DiffusionStage:
         self.opts = opts
         self.jscc, self.jscc_cfg, _ = load_model(opts.jscc, kind="jscc")
         self.jscc.requires_grad_(False)
+        # A rate-adaptive JSCC and several --ratio values: one diffusion model conditioned on the
+        # estimates of each ratio in turn (one per step); it then pairs with each of them.
+        self.ratios = opts.ratios if len(opts.ratios) > 1 else [self.jscc_cfg.ratio]
+        if len(self.ratios) > 1 and not self.jscc_cfg.base_ratio:
+            raise ValueError(f"--ratio {opts.ratio}: several ratios need a rate-adaptive JSCC checkpoint, "
+                             f"{opts.jscc} is fixed at {self.jscc_cfg.ratio}")
+        for r in self.ratios:
+            self.jscc_cfg.with_ratio(r)  # each must fit the JSCC model
+        # the pairing every saved checkpoint records (checked when a codec loads it)
+        self.pairing = {"ratio": self.ratios[0], "ratios": self.ratios, "jscc": Path(opts.jscc).name,
+                        "jscc_sha256": read_metadata_raw(opts.jscc).get("semcom.sha256")}
         self.channel = Channel(ChannelConfig(p_fading=opts.p_fading, p_erasure_image=opts.p_erasure))
         self.sampler, self.eval_x, _ = load_images(opts, g)
+        if isinstance(self.eval_x, list):  # whole photos: a fixed set of centre crops keeps sampling affordable
+            c = 2 * (opts.crop or 64)
+            crops = [_centre_crop(im, c) for im in self.eval_x[: self.sample_eval_images_folder]]
+            self.eval_x = torch.stack(crops)
+        self._step_ratio = self.ratios[0]
 
     @property
     def epoch(self) -> float:
         return self.sampler.epoch + self.sampler._pos / len(self.sampler.images)
 
     @torch.no_grad()
-    def condition(self, x: torch.Tensor, snr: torch.Tensor, g: torch.Generator, **kw) -> torch.Tensor:
+    def condition(self, x: torch.Tensor, snr: torch.Tensor, g: torch.Generator, ratio: str | None = None,
+                  **kw) -> torch.Tensor:
         """The JSCC estimate through the channel, scaled to [-1, 1]: ``[B, 3, H, W]``."""
-        return self.jscc(x, self.channel, snr, g, **kw) * 2.0 - 1.0
+        return self.jscc(x, self.channel, snr, g, ratio=ratio, **kw) * 2.0 - 1.0
 
-    def batch(self, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(self, g: torch.Generator, step: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, _ = self.sampler.next()
+        x = x.to(_device(self.jscc))
         snr = self.channel.sample_snr(len(x), g)
-        return x * 2.0 - 1.0, self.condition(x, snr, g, fading=None, erasures=None), snr
+        ratio = self.ratios[step % len(self.ratios)]
+        return x * 2.0 - 1.0, self.condition(x, snr, g, ratio=ratio, fading=None, erasures=None), snr
 
     def eval_set(self, snr_db: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Evaluation images, their JSCC estimate at the last (lowest) ratio, and the SNR."""
         g = torch.Generator().manual_seed(1)
-        x = self.eval_x[: self.sample_eval_images].float() / 255.0
+        x = (self.eval_x[: self.sample_eval_images].float() / 255.0).to(_device(self.jscc))
         snr = torch.full((len(x),), snr_db)
-        return x, self.condition(x, snr, g), snr
+        return x, self.condition(x, snr, g, ratio=self.ratios[-1]), snr
 
     def export(self, ema):
         return ema
@@ -214,8 +252,9 @@ class TeacherStage(_DiffusionStage):
         self.model = EDMDenoiser(UNet(self.config), self.config.sigma_data)
 
     def loss(self, g: torch.Generator, step: int) -> torch.Tensor:
-        x, cond, snr = self.batch(g)
-        return edm_loss(self.model, diffusion_target(x, cond, self.config.residual), cond, snr, g)
+        with autocast(self.opts.amp):
+            x, cond, snr = self.batch(g, step)
+            return edm_loss(self.model, diffusion_target(x, cond, self.config.residual), cond, snr, g).float()
 
     @torch.no_grad()
     def evaluate(self, ema: EDMDenoiser) -> dict[str, float]:
@@ -225,7 +264,7 @@ class TeacherStage(_DiffusionStage):
         x0 = diffusion_target(x * 2 - 1, cond, self.config.residual)
         m["neg_eval_loss"] = -sum(edm_loss(ema, x0, cond, snr, g).item() for _ in range(4)) / 4
         sig = karras_sigmas(self.eval_steps, self.config.sigma_min, self.config.sigma_max)
-        noise = torch.randn(x.shape, generator=g) * sig[0]
+        noise = (torch.randn(x.shape, generator=g) * sig[0]).to(x.device)
         out = image_from_sample(sample_heun(lambda v, s: ema(v, s, cond, snr), noise, sig), cond,
                                 self.config.residual)
         m["psnr_jscc_10"] = psnr((cond + 1) / 2, x).mean().item()
@@ -256,10 +295,11 @@ class ConsistencyStage(_DiffusionStage):
             with torch.no_grad():
                 for pt, ps in zip(self.target.parameters(), self.model.parameters()):
                     pt.lerp_(ps, 1 - self.target_decay)
-        x, cond, snr = self.batch(g)
-        x0 = diffusion_target(x, cond, self.config.residual)
-        return consistency_distillation_loss(self.model, self.target, self.teacher, x0, cond, snr,
-                                             self.n_steps, self.config.sigma_max, g)
+        with autocast(self.opts.amp):
+            x, cond, snr = self.batch(g, step)
+            x0 = diffusion_target(x, cond, self.config.residual)
+            return consistency_distillation_loss(self.model, self.target, self.teacher, x0, cond, snr,
+                                                 self.n_steps, self.config.sigma_max, g).float()
 
     @torch.no_grad()
     def evaluate(self, ema: ConsistencyFunction) -> dict[str, float]:
@@ -269,7 +309,7 @@ class ConsistencyStage(_DiffusionStage):
         for nfe in (1, 2):
             g = torch.Generator().manual_seed(2)
             sig = consistency_sigmas(nfe, self.config.sigma_min, self.config.sigma_max)
-            noise = torch.randn(x.shape, generator=g) * sig[0]
+            noise = (torch.randn(x.shape, generator=g) * sig[0]).to(x.device)
             out = sample_consistency(lambda v, s: ema(v, s, cond, snr), noise, sig, g, self.config.sigma_min)
             out = image_from_sample(out, cond, self.config.residual)
             m[f"psnr_cm{nfe}_10"] = psnr((out + 1) / 2, x).mean().item()
@@ -294,13 +334,14 @@ class ClassifierStage:
 
     def loss(self, g: torch.Generator, step: int) -> torch.Tensor:
         x, y = self.sampler.next()
-        return F.cross_entropy(self.model(x), y, label_smoothing=0.1)
+        dev = _device(self.model)
+        return F.cross_entropy(self.model(x.to(dev)), y.to(dev), label_smoothing=0.1)
 
     @torch.no_grad()
     def evaluate(self, ema: Classifier) -> dict[str, float]:
         correct = 0
         for i in range(0, len(self.eval_x), 500):
-            logits = ema(self.eval_x[i: i + 500].float() / 255.0)
+            logits = ema((self.eval_x[i: i + 500].float() / 255.0).to(_device(ema))).cpu()
             correct += (logits.argmax(1) == self.eval_y[i: i + 500]).sum().item()
         return {"accuracy": correct / len(self.eval_x)}
 

@@ -134,7 +134,15 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     g = torch.Generator().manual_seed(opts.seed)
     stage = build_stage(opts, g)
     model = stage.model
-    channels_last(model, *(getattr(stage, a, None) for a in ("jscc", "teacher", "target")))
+    device = torch.device("cuda" if opts.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if opts.device == "auto" else opts.device))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: this torch sees no CUDA device (use --device cpu or auto)")
+    for a in ("model", "jscc", "teacher", "target"):
+        if getattr(stage, a, None) is not None:
+            getattr(stage, a).to(device)
+    if device.type == "cpu":
+        channels_last(model, *(getattr(stage, a, None) for a in ("jscc", "teacher", "target")))
     ema = copy.deepcopy(model).requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
@@ -172,7 +180,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                              "guard_lr_scale": guard.lr_scale, "guard_rollbacks": guard.rollbacks},
                             g.get_state(), extra)
         save_model(out / "last.safetensors", stage.kind, stage.export(ema), stage.config,
-                   {"step": step, "stage": opts.stage})
+                   {"step": step, "stage": opts.stage, **getattr(stage, "pairing", {})})
 
     def evaluate() -> dict[str, float]:
         nonlocal best, eval_log
@@ -185,7 +193,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if key > best:
             best = key
             save_model(out / "best.safetensors", stage.kind, stage.export(ema), stage.config,
-                       {"step": step, "stage": opts.stage, "metrics": metrics})
+                       {"step": step, "stage": opts.stage, "metrics": metrics, **getattr(stage, "pairing", {})})
         say(f"eval @ {step}: " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
             + f" ({time.time() - t:.0f} s, best {stage.key_metric} {best:.3f})")
         return metrics
@@ -198,6 +206,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if _main_thread() else {}
 
     t0 = t_ckpt = t_log = time.time()
+    evaluated_at = -1
     loss_sum, loss_n, img_n = 0.0, 0, 0
     metrics: dict[str, float] = {}
     try:
@@ -240,6 +249,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                     f"loss {loss_sum / loss_n:.5f} lr {lr:.2e} {rate:.0f} img/s eta {eta / 60:.0f} min")
                 loss_sum, loss_n, img_n, t_log = 0.0, 0, 0, now
             if step % opts.eval_every == 0 or step == opts.steps:
+                evaluated_at = step
                 model.eval()
                 metrics = evaluate()
                 model.train()
@@ -249,6 +259,9 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                 t_ckpt = time.time()
             if opts.max_minutes and now - t0 > opts.max_minutes * 60:
                 say(f"--max-minutes {opts.max_minutes} reached at step {step}")
+                if evaluated_at != step:  # best.safetensors always reflects the weights a run ends with
+                    model.eval()
+                    metrics = evaluate()
                 break
         save_state()
         if stop["sig"] is not None:

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "phy": ("semcom.commands.phy", "PHY tools: write frames to SigMF, decode recordings, ZMQ two-process link"),
     "bench": ("semcom.commands.bench", "benchmarks (phy, ...) printing tables and writing JSON"),
     "train": ("semcom.commands.train", "train the semantic codec (jscc, teacher, consistency, classifier)"),
+    "export": ("semcom.commands.export", "write one checkpoint per ratio from a rate-adaptive training run"),
     "eval": ("semcom.commands.eval", "evaluate decoders on CIFAR-10 or a folder of images"),
     "tx": ("semcom.commands.tx", "transmit PHY payloads on a radio (PlutoSDR burst mode, gr-uhd, fakes)"),
     "rx": ("semcom.commands.rx", "receive on a radio: frames, SNR estimate, overflows, SigMF capture"),

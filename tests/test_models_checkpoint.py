@@ -82,3 +82,50 @@ def test_training_state_round_trip(tmp_path):
     assert all(torch.equal(s1[i]["exp_avg"], s2[i]["exp_avg"]) for i in s1)
     with pytest.raises(CheckpointError, match="config differs"):
         load_training_state(path, "jscc", jscc_preset("tiny", "1/24"), m2, ema2, opt2)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    m = _model()
+    with torch.no_grad():
+        m.decoder.head.weight[0, 0, 0, 0] = float("nan")
+    path = tmp_path / "nan.safetensors"
+    save_model(path, "jscc", m, m.cfg)
+    with pytest.raises(CheckpointError, match=r"nan\.safetensors: tensor decoder\.head\.weight holds 1 non-finite"):
+        load_model(path)
+
+
+def test_garbled_tensor_bytes_fail_the_content_hash(tmp_path):
+    m = _model()
+    path = tmp_path / "m.safetensors"
+    save_model(path, "jscc", m, m.cfg)
+    data = bytearray(path.read_bytes())
+    data[-40:-20] = bytes(20)  # header intact, last tensor's bytes changed
+    bad = tmp_path / "garbled.safetensors"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"garbled\.safetensors: content hash mismatch"):
+        load_model(bad)
+
+
+def test_rate_adaptive_export_and_diffusion_pairing(tmp_path):
+    from semcom.models.checkpoint import check_pairing, export_ratio, read_raw_metadata
+
+    torch.manual_seed(0)
+    m = JSCC(jscc_preset("tiny", "1/6", base_ratio="1/6")).eval()
+    src = tmp_path / "ra.safetensors"
+    save_model(src, "jscc", m, m.cfg)
+    low = export_ratio(src, "1/24", tmp_path / "jscc-1_24.safetensors")
+    m24, cfg24, info = load_model(low, kind="jscc")
+    assert cfg24.ratio == "1/24" and cfg24.base_ratio == "1/6" and info["exported_from"] == "ra.safetensors"
+    img = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():  # the same weights: the 1/24 model sends the 1/6 model's leading channels
+        assert torch.equal(m24.encode(img, 5.0), m.encode(img, 5.0, ratio="1/24"))
+    sha = read_raw_metadata(low)["semcom.sha256"]
+    check_pairing("cm.safetensors", {"ratio": "1/24", "jscc_sha256": sha}, low, "1/24")
+    with pytest.raises(CheckpointError, match=r"cm\.safetensors: was trained for ratio 1/24 .* runs at 1/6"):
+        check_pairing("cm.safetensors", {"ratio": "1/24", "jscc_sha256": sha}, src, "1/6")
+    with pytest.raises(CheckpointError, match=r"cm\.safetensors: pairs with another JSCC model .*jscc-1_24"):
+        check_pairing("cm.safetensors", {"ratio": "1/24", "jscc_sha256": "0" * 64}, low, "1/24")
+    fixed = tmp_path / "fixed.safetensors"
+    save_model(fixed, "jscc", _model(), _model().cfg)
+    with pytest.raises(CheckpointError, match="not rate-adaptive"):
+        export_ratio(fixed, "1/24", tmp_path / "x.safetensors")

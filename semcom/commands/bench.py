@@ -8,6 +8,10 @@ seconds with fewer frames (too few to show the 99.9 % detection target).
 semcom vs the classical baseline on the same number of channel symbols (``semcom.bench_compare``).
 ``semcom bench codec [--ratio 1/24 --sizes 32x32,768x512 --decoders jscc,cm1,cm2,teacher]``: decode
 latency of each semantic decoder at batch 1 (``semcom.bench_codec``).
+``semcom bench train [--models jscc,teacher --settings fp32,fp32-cl,bf16-cl --compile]``: training
+images/s and pixels/s per preset and setting, and the fp32-vs-bf16 loss check (``semcom.bench_train``).
+``semcom bench peer --minutes 20``: semcom's JSCC and the original DeepJSCC trained side by side at
+equal wall time, one thread each, PSNR at 10 dB on CIFAR-10 (``semcom.bench_peer``).
 """
 
 from __future__ import annotations
@@ -94,6 +98,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_compare_parser(sub)
     from semcom.bench_codec import add_codec_parser
     add_codec_parser(sub)
+    from semcom.bench_train import add_train_parser
+    add_train_parser(sub)
+    from semcom.bench_peer import add_peer_parser
+    add_peer_parser(sub)
 
 
 def run(args: argparse.Namespace) -> int:
