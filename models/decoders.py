@@ -28,7 +28,7 @@ from .runtime import channels_last
 from .jscc import JSCC
 from .samplers import consistency_sigmas, karras_sigmas, sample_consistency, sample_heun
 
-__all__ = ["SemanticCodec", "parse_decoder", "DecodeKnobs"]
+__all__ = ["SemanticCodec", "parse_decoder", "parse_decoder_spec", "DecodeKnobs"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,35 @@ class DecodeKnobs:
             raise ValueError(f"anchor: must be >= 0, got {self.anchor}")
 
 
+_KNOB_KEYS = {"g": "guidance", "k": "guidance_steps", "s": "start_sigma", "a": "anchor"}
+
+
+def parse_decoder_spec(spec: str, default: "DecodeKnobs | None" = None) -> tuple[str, "DecodeKnobs"]:
+    """``"cm2:g=1:k=2:s=0.5"`` -> ("cm2", DecodeKnobs(guidance=1, guidance_steps=2, start_sigma=0.5)).
+
+    Keys: ``g`` guidance strength, ``k`` guidance steps, ``s`` start sigma, ``a`` anchor weight;
+    unnamed ones keep ``default``'s values. Knobs apply to consistency decoders only.
+    """
+    name, *parts = spec.strip().split(":")
+    parse_decoder(name)
+    knobs = dict(vars(default or DecodeKnobs()))
+    for part in parts:
+        key, eq, val = part.partition("=")
+        if not eq or key not in _KNOB_KEYS:
+            raise ValueError(f"decoder {spec!r}: knob {part!r} is not key=value with key one of "
+                             f"{', '.join(f'{k} ({v})' for k, v in _KNOB_KEYS.items())}")
+        try:
+            knobs[_KNOB_KEYS[key]] = int(val) if key == "k" else float(val)
+        except ValueError:
+            raise ValueError(f"decoder {spec!r}: {key}={val!r} is not a number") from None
+    if parts and not name.startswith("cm"):
+        raise ValueError(f"decoder {spec!r}: knobs apply to the consistency decoders (cmN) only")
+    return name, DecodeKnobs(**knobs)
+
+
 def parse_decoder(name: str) -> tuple[str, int]:
     """``"jscc"`` -> ("jscc", 0); ``"teacher"`` -> ("teacher", 0); ``"cm2"`` -> ("cm", 2)."""
+    name = name.split(":")[0]
     if name in ("jscc", "teacher"):
         return name, 0
     m = re.fullmatch(r"cm([1-9][0-9]*)", name)
@@ -102,9 +129,10 @@ class SemanticCodec:
                generator: torch.Generator | None = None, knobs: DecodeKnobs | None = None) -> torch.Tensor:
         """Received symbols ``y`` ``[B, k]`` + noise variance ``nv`` ``[B, k]`` -> images ``[B, 3, H, W]`` in [0, 1].
 
-        ``knobs`` apply to the consistency decoders (default: unguided, from sigma_max)."""
+        ``decoder`` may carry knobs (``"cm2:g=1:k=1"``, :func:`parse_decoder_spec`); ``knobs``
+        gives the defaults for the ones it does not name (default: :class:`DecodeKnobs`)."""
+        decoder, knobs = parse_decoder_spec(decoder, knobs)
         kind, n = parse_decoder(decoder)
-        knobs = knobs or DecodeKnobs()
         est = self.jscc.decode(y, nv, snr_db, size)
         if kind == "jscc":
             return est

@@ -1,5 +1,7 @@
 """Evaluation tables: per channel, SNR and decoder, PSNR, SSIM (MS-SSIM for large images),
-classifier accuracy and classifier-feature Fréchet distance, network evaluations and decode time.
+classifier accuracy and classifier-feature Fréchet distance, network evaluations and decode time;
+with ``perceptual=True`` also NIQE and the log-spectrum distance to the original
+(``perceptual.py``; images of at least 96 x 96), and a ``reference`` row with the originals' NIQE.
 
 The Fréchet distance uses the penultimate features of the CIFAR-10 classifier trained in this
 project (``classifier.py``), *not* Inception: it is reported as ``feature_fd``, comparable only
@@ -15,7 +17,7 @@ import torch
 
 from .channel import Channel
 from .config import ChannelConfig
-from .decoders import SemanticCodec
+from .decoders import DecodeKnobs, SemanticCodec
 from .metrics import MS_SSIM_MIN_SIDE, frechet_distance, ms_ssim, psnr, ssim
 
 __all__ = ["evaluate", "format_table", "plot_rows"]
@@ -33,7 +35,7 @@ def evaluate(codec: SemanticCodec, images: torch.Tensor | Sequence[torch.Tensor]
              snrs_db: Sequence[float], decoders: Sequence[str], channels: Sequence[str] = ("awgn",),
              labels: torch.Tensor | None = None, classifier: torch.nn.Module | None = None,
              batch: int = 100, seed: int = 0, channel_cfg: ChannelConfig | None = None,
-             progress=None) -> list[dict[str, Any]]:
+             progress=None, knobs: DecodeKnobs | None = None, perceptual: bool = False) -> list[dict[str, Any]]:
     """One row per (channel, snr, decoder). ``images``: float ``[N, 3, H, W]`` in [0, 1] or a list
     of ``[3, H, W]`` of any sizes. The channel noise is seeded per (channel, snr) so every decoder
     sees the same received symbols."""
@@ -47,6 +49,20 @@ def evaluate(codec: SemanticCodec, images: torch.Tensor | Sequence[torch.Tensor]
     if classifier is not None:
         ref_feats = torch.cat([classifier.features(x) for _, x in groups])
     rows = []
+    if perceptual:
+        from .perceptual import niqe, spectrum_distance
+
+        def to_np(t: torch.Tensor):
+            return (t.clamp(0, 1).permute(1, 2, 0) * 255.0).round().byte().cpu().numpy()
+        refs = [to_np(im) for _, x in groups for im in x]
+        big = [min(r.shape[:2]) >= 96 for r in refs]
+        if not any(big):
+            raise ValueError("perceptual metrics need images of at least 96 x 96 (NIQE patches)")
+        ref_niqe = [niqe(r) for r, b in zip(refs, big) if b]
+        rows.append({"channel": "-", "snr_db": None, "decoder": "reference", "images": sum(big),
+                     "psnr": None, "ssim": None, "ms_ssim": None, "accuracy": None, "feature_fd": None,
+                     "niqe": sum(ref_niqe) / len(ref_niqe), "spec_abs": 0.0, "spec_high": 0.0,
+                     "nfe": 0, "decode_ms_per_image": 0.0, "batch": 0})
     for cname in channels:
         for snr in snrs_db:
             # Received symbols once per (channel, snr), shared by all decoders.
@@ -59,10 +75,19 @@ def evaluate(codec: SemanticCodec, images: torch.Tensor | Sequence[torch.Tensor]
             for dec in decoders:
                 gd = torch.Generator().manual_seed(seed + 1)
                 p, ss, ms, correct, feats, t_dec = [], [], [], 0, [], 0.0
+                nq, spa, sph = [], [], []
                 for (i0, x), (y, nv, s) in zip(groups, received):
                     t = time.perf_counter()
-                    out = codec.decode(y, nv, s, tuple(x.shape[-2:]), dec, gd)
+                    out = codec.decode(y, nv, s, tuple(x.shape[-2:]), dec, gd, knobs)
                     t_dec += time.perf_counter() - t
+                    if perceptual:
+                        for j, im in enumerate(out):
+                            if big[i0 + j]:
+                                a = to_np(im)
+                                nq.append(niqe(a))
+                                sd = spectrum_distance(a, refs[i0 + j])
+                                spa.append(sd["spec_abs"])
+                                sph.append(sd["spec_high"])
                     p.append(psnr(out, x))
                     if min(x.shape[-2:]) >= 11:
                         ss.append(ssim(out, x))
@@ -82,6 +107,8 @@ def evaluate(codec: SemanticCodec, images: torch.Tensor | Sequence[torch.Tensor]
                     "feature_fd": (frechet_distance(torch.cat(feats), ref_feats)
                                    if classifier is not None and n > 1 else None),
                     "nfe": codec.nfe(dec), "decode_ms_per_image": 1000.0 * t_dec / n,
+                    **({"niqe": sum(nq) / len(nq), "spec_abs": sum(spa) / len(spa), "spec_high": sum(sph) / len(sph)}
+                       if perceptual else {}),
                     "batch": groups[0][1].shape[0],
                 }
                 rows.append(row)
@@ -94,6 +121,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     cols = ["channel", "snr_db", "decoder", "psnr", "ssim", "ms_ssim", "accuracy", "feature_fd", "nfe",
             "decode_ms_per_image"]
     head = ["channel", "SNR dB", "decoder", "PSNR", "SSIM", "MS-SSIM", "acc", "feat-FD", "NFE", "ms/img"]
+    if any("niqe" in r for r in rows):
+        cols[8:8] = ["niqe", "spec_abs", "spec_high"]
+        head[8:8] = ["NIQE", "spec|d|dB", "spec-high dB"]
 
     def fmt(v: Any) -> str:
         if v is None:
@@ -101,7 +131,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         if isinstance(v, float):
             return f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
         return str(v)
-    table = [head] + [[fmt(r[c]) for c in cols] for r in rows]
+    table = [head] + [[fmt(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table)
 
@@ -112,7 +142,8 @@ def plot_rows(rows: list[dict[str, Any]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [m for m in ("psnr", "accuracy", "feature_fd") if any(r[m] is not None for r in rows)]
+    rows = [r for r in rows if r["decoder"] != "reference"]
+    metrics = [m for m in ("psnr", "accuracy", "feature_fd", "niqe", "spec_abs") if any(r.get(m) is not None for r in rows)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         for key in sorted({(r["channel"], r["decoder"]) for r in rows}):

@@ -47,6 +47,7 @@ class TrainOptions:
     p_erasure: float = 0.2
     jscc: str = ""                   # frozen JSCC checkpoint (teacher/consistency stages)
     teacher: str = ""                # teacher checkpoint (consistency distillation)
+    init: str = ""                   # warm start: weights of this checkpoint (same kind and config), not its state
     rewarm: int = 0                  # on --resume: ramp the lr up again over this many steps (use when
                                      # --steps grows: Adam's moments are tuned to the old, small lr)
     max_minutes: float = 0.0         # stop (after saving) once this wall time is spent; 0 = no limit

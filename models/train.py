@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_training_state, save_model, save_training_state
+from .checkpoint import load_model, load_training_state, save_model, save_training_state
 from .options import TrainOptions
 from .runtime import channels_last
 
@@ -143,6 +143,10 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             getattr(stage, a).to(device)
     if device.type == "cpu":
         channels_last(model, *(getattr(stage, a, None) for a in ("jscc", "teacher", "target")))
+    if opts.init and not opts.resume:  # warm start from shipped weights (a new run: fresh optimizer and schedule)
+        init_model, _, _ = load_model(opts.init, kind=stage.kind, expect_config=stage.config)
+        model.load_state_dict(init_model.state_dict())
+        say(f"initialised from {opts.init}")
     ema = copy.deepcopy(model).requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)

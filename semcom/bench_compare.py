@@ -279,14 +279,24 @@ class Scorer:
     image at many SNRs, and each is scored once.
     """
 
-    def __init__(self, refs: list[np.ndarray], labels: np.ndarray | None = None, classifier=None):
+    def __init__(self, refs: list[np.ndarray], labels: np.ndarray | None = None, classifier=None,
+                 perceptual: bool = False):
         self.refs, self.labels, self.classifier = refs, labels, classifier
+        # NIQE and the log-spectrum distance (models/perceptual.py) on images of at least 96 x 96
+        self.perceptual = perceptual
         self._cache: dict[tuple[int, bytes], dict] = {}
 
     def _score(self, recs: list[np.ndarray], idx: list[int]) -> list[dict]:
         from semcom.baseline.source_codec import psnr
 
         out = [{"psnr": min(psnr(recs[i], self.refs[i]), 100.0)} for i in idx]
+        if self.perceptual:
+            from semcom.models.perceptual import niqe, spectrum_distance
+
+            for o, i in zip(out, idx):
+                if min(recs[i].shape[:2]) >= 96:
+                    sd = spectrum_distance(recs[i], self.refs[i])
+                    o.update(niqe=niqe(recs[i]), spec_abs=sd["spec_abs"], spec_high=sd["spec_high"])
         try:
             import torch
 
@@ -320,7 +330,10 @@ class Scorer:
         def mean(name: str) -> float | None:
             v = [p[name] for p in per if p.get(name) is not None]
             return float(np.mean(v)) if v else None
-        return {"psnr": mean("psnr"), "ssim": mean("ssim"), "ms_ssim": mean("ms_ssim"), "accuracy": mean("correct")}
+        res = {"psnr": mean("psnr"), "ssim": mean("ssim"), "ms_ssim": mean("ms_ssim"), "accuracy": mean("correct")}
+        if self.perceptual:
+            res.update(niqe=mean("niqe"), spec_abs=mean("spec_abs"), spec_high=mean("spec_high"))
+        return res
 
 
 def _shape_batches(shapes: list[tuple], max_pixels: int = 1 << 17) -> list[np.ndarray]:
@@ -534,7 +547,8 @@ def compare(images: list[np.ndarray], snrs: list[float], ratios: list[Fraction],
             schemes=None, channels: tuple[str, ...] | list[str] = ("awgn",), fading: str = "rayleigh",
             gr_images: int = 0, decoders: tuple[str, ...] | list[str] = ("jscc",), jscc: dict[str, str] | None = None,
             consistency: dict[str, str] | None = None, classifier=None, seed: int = 0,
-            cliff_db: float = DEFAULT_CLIFF_DB, log: Callable[[str], None] = print) -> dict[str, Any]:
+            cliff_db: float = DEFAULT_CLIFF_DB, log: Callable[[str], None] = print,
+            perceptual: bool = False) -> dict[str, Any]:
     """Every row (see the module docstring), the budgets and notes. ``classifier``: a torch module
     or None; ``jscc``/``consistency``: explicit checkpoints per ratio key ``"1/6"`` (else found)."""
     from semcom.baseline import chain
@@ -545,7 +559,7 @@ def compare(images: list[np.ndarray], snrs: list[float], ratios: list[Fraction],
     main = [Link(c, "symbols" if c == "awgn" else "numpy", n_all, False, fading, seed) for c in channels]
     n_gr = min(int(gr_images), n_all)
     check = [Link(c, e, n_gr, True, fading, seed) for c in channels for e in ("numpy", "gnuradio")] if n_gr else []
-    score = Scorer(images, labels, classifier)
+    score = Scorer(images, labels, classifier, perceptual)
     rows: list[dict] = []
     budgets: dict[str, dict] = {}
     notes: list[str] = [FALLBACK_NOTE]
@@ -777,11 +791,34 @@ def gr_summary(gc: list[dict], tol_db: float = 0.5) -> str:
     return text
 
 
+def perceptual_table(res: dict[str, Any]) -> str:
+    """Per ratio, channel and SNR: PSNR / NIQE / log-spectrum |distance| (dB) of the envelope and each
+    semcom decoder; the originals' NIQE on top (lower NIQE = more natural; spectrum 0 = original's)."""
+    full = [r for r in res["rows"] if not r.get("subset") and r.get("niqe") is not None]
+    methods = ["baseline-envelope"] + _semcom_methods(full)
+    head = "| ratio | channel | SNR | " + " | ".join(m.replace("semcom-", "").replace("baseline-", "") for m in methods) + " |"
+    out = [f"PSNR dB / NIQE / spectrum |d| dB; originals' NIQE {res.get('reference_niqe', float('nan')):.2f}", "",
+           head, "|" + " --- |" * (3 + len(methods))]
+    for rk in sorted({r["ratio"] for r in full}, key=lambda s: -Fraction(s)):
+        for ch in [c for c in CHANNELS if any(r["channel"] == c and r["ratio"] == rk for r in full)]:
+            for snr in sorted({r["snr_db"] for r in full if r["ratio"] == rk and r["channel"] == ch}):
+                cells = []
+                for m in methods:
+                    r = next((r for r in full if (r["ratio"], r["channel"], r["snr_db"], r["method"]) == (rk, ch, snr, m)),
+                             None)
+                    cells.append("-" if r is None else f"{r['psnr']:.1f} / {r['niqe']:.1f} / {r['spec_abs']:.1f}")
+                out.append(f"| {rk} | {ch} | {snr:g} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def format_table(res: dict[str, Any]) -> str:
     """Markdown: ``summary_table``, then per ratio and channel PSNR (envelope, capacity, semcom decoders
     and their margin over the envelope), SSIM/MS-SSIM and accuracy, the targets and cliffs; then the
     GNU Radio check row by row."""
-    lines = ["#### Summary", "", summary_table(res), "", "#### Details"]
+    lines = ["#### Summary", "", summary_table(res), ""]
+    if any(r.get("niqe") is not None for r in res["rows"]):
+        lines += ["#### Perceptual", "", perceptual_table(res), ""]
+    lines.append("#### Details")
     rows = res["rows"]
     full = [r for r in rows if not r.get("subset")]
     tg = {(t["ratio"], t["channel"]): t for t in res.get("targets") or targets(rows)}
@@ -926,6 +963,8 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0: torch's default; 1 is faster on a busy 2-core machine)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--perceptual", action="store_true", help="also NIQE and the log-spectrum distance (images of "
+                   "at least 96 x 96; models/perceptual.py), in the JSON rows and a table")
     p.add_argument("--json", default="", help="write rows, targets and notes to this JSON file")
     p.add_argument("--plot", default="", help="write the PSNR (and accuracy) vs SNR plot to this PNG")
     p.add_argument("--markdown", default="", help="write the tables (markdown) to this file")
@@ -1000,7 +1039,9 @@ def run_compare(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     res = compare(images, snrs, ratios, labels=labels, schemes=schemes, channels=channels, fading=args.fading,
                   gr_images=args.gr, decoders=decoders, jscc=jscc, consistency=consistency, classifier=classifier,
-                  seed=args.seed, cliff_db=args.cliff_db)
+                  seed=args.seed, cliff_db=args.cliff_db, perceptual=args.perceptual)
+    if args.perceptual:
+        res["reference_niqe"] = Scorer(images, perceptual=True)(images)["niqe"]
     res["config"] = {"data": desc, "snr_db": snrs, "ratios": [str(r) for r in ratios], "channels": channels,
                      "fading": args.fading, "gr_images": args.gr, "decoders": decoders, "seed": args.seed,
                      "cliff_db": args.cliff_db, "classifier": clf_path or None,

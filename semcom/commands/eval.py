@@ -27,7 +27,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--consistency", default="", help="consistency checkpoint (decoders cm1, cm2, ...)")
     parser.add_argument("--classifier", default="", help="classifier checkpoint (accuracy, feature FD)")
     parser.add_argument("--snr", default="0,5,10,15,20", help="comma-separated Es/N0 values in dB")
-    parser.add_argument("--decoder", default="jscc", help="comma-separated: jscc, teacher, cm1, cm2, cm4")
+    parser.add_argument("--decoder", default="jscc", help="comma-separated: jscc, teacher, cm1, cm2, cm4; a "
+                        "consistency decoder may carry its knobs, e.g. cm2:g=1:k=2:s=0.5")
     parser.add_argument("--channel", default="awgn", help="comma-separated: awgn, fading")
     parser.add_argument("--images", type=int, default=1000, help="number of test images (CIFAR: first N "
                         "of a fixed shuffle)")
@@ -35,6 +36,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher-steps", type=int, default=10, help="Heun steps (2*steps-1 evaluations)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--guidance", type=float, default=0.0, help="consistency decoders: posterior guidance "
+                        "strength 0-1 (default 0; a decoder's own :g=... wins)")
+    parser.add_argument("--guidance-steps", type=int, default=1, help="gradient steps per jump, 0-3 (default 1)")
+    parser.add_argument("--start-sigma", type=float, default=0.0, help="SDEdit start level of the consistency "
+                        "decoders (0 = sigma_max, pure noise)")
+    parser.add_argument("--perceptual", choices=("auto", "on", "off"), default="auto",
+                        help="NIQE and log-spectrum distance (auto: on for image folders)")
     parser.add_argument("--json", default="", help="write the rows as JSON here")
     parser.add_argument("--plot", default="", help="write a PNG plot here")
     parser.set_defaults(func=run)
@@ -52,14 +60,15 @@ def run(args: argparse.Namespace) -> int:
 
     from semcom.models.checkpoint import load_model
     from semcom.models.data import load_cifar10, load_image_folder
-    from semcom.models.decoders import SemanticCodec, parse_decoder
+    from semcom.models.decoders import DecodeKnobs, SemanticCodec, parse_decoder_spec
     from semcom.models.evaluate import evaluate, format_table, plot_rows
 
     torch.set_num_threads(args.threads)
     snrs = _floats(args.snr, "snr")
     decoders = [d.strip() for d in args.decoder.split(",") if d.strip()]
+    knobs = DecodeKnobs(args.guidance, args.guidance_steps if args.guidance > 0 else 0, args.start_sigma)
     for d in decoders:
-        parse_decoder(d)
+        parse_decoder_spec(d, knobs)
     channels = [c.strip() for c in args.channel.split(",") if c.strip()]
     codec = SemanticCodec.from_checkpoints(args.jscc, args.teacher, args.consistency, args.teacher_steps)
     classifier = load_model(args.classifier, kind="classifier")[0] if args.classifier else None
@@ -74,10 +83,11 @@ def run(args: argparse.Namespace) -> int:
         images = load_image_folder(data, limit=args.images)
         source = f"{len(images)} images from {data}"
     print(f"evaluating on {source}", file=sys.stderr, flush=True)
+    perceptual = args.perceptual == "on" or (args.perceptual == "auto" and labels is None)
     rows = evaluate(codec, images, snrs, decoders, channels, labels, classifier, batch=args.batch,
-                    seed=args.seed, progress=lambda r: print(
-                        f"  {r['channel']} {r['snr_db']:g} dB {r['decoder']}: PSNR {r['psnr']:.2f}",
-                        file=sys.stderr, flush=True))
+                    seed=args.seed, knobs=knobs, perceptual=perceptual, progress=lambda r: print(
+                        f"  {r['channel']} {r['snr_db']:g} dB {r['decoder']}: PSNR {r['psnr']:.2f}"
+                        + (f" NIQE {r['niqe']:.2f}" if "niqe" in r else ""), file=sys.stderr, flush=True))
     print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps({"source": source, "jscc": args.jscc, "teacher": args.teacher,
