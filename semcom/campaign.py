@@ -496,7 +496,7 @@ def point_models(cfg, where: str = "config", point: dict | None = None) -> Point
         raise CampaignError(f"{where}: model.ratio {m.ratio} contradicts model.checkpoint {ckpt} (ratio {own}): a "
                             f"checkpoint carries its own ratio; sweep model.checkpoint instead, or drop it")
     cons, teach = extra_checkpoints(own, m.decoder, m.consistency, m.teacher)
-    names = tuple(dict.fromkeys(decoder_names(m.decoder, m.nfe, bool(cons))))  # "consistency,cm1": one cm1
+    names = tuple(dict.fromkeys(decoder_names(m.decoder, m.nfe, bool(cons), m.knob_suffix)))  # "consistency,cm1": one cm1
     need = {"consistency": any(d.startswith("cm") for d in names), "teacher": "teacher" in names}
     found = {"consistency": cons, "teacher": teach}
     for kind, path in found.items():

@@ -174,7 +174,8 @@ class RadioConfig:
 # Decoder names (``semcom.models.decoders.parse_decoder``'s rule, checked here without torch):
 # ``jscc``, ``teacher``, ``cm<N>`` (N >= 1 consistency evaluations), ``consistency`` (= ``cm<nfe>``);
 # ``auto`` alone = jscc, plus consistency when its checkpoint is given or shipped for the ratio.
-_DECODER_RE = re.compile(r"jscc|teacher|consistency|cm[1-9][0-9]*")
+# A consistency decoder may carry its knobs: ``cm2:g=1:k=2:s=0.5`` (``models.decoders.parse_decoder_spec``).
+_DECODER_RE = re.compile(r"jscc|teacher|(?:consistency|cm[1-9][0-9]*)(?::[gksa]=[0-9.eE+-]+)*")
 NFE_MAX = 16  # consistency-model evaluations accepted in model.nfe
 
 
@@ -221,6 +222,9 @@ class ModelConfig:
     ``decoder``: comma-separated ``jscc``, ``consistency`` (= ``cm<nfe>``), ``cmN``, ``teacher``,
     or ``auto`` (jscc, plus consistency when its checkpoint is given or shipped for the ratio);
     ``nfe``: consistency-model evaluations of ``consistency`` (1..16);
+    ``guidance`` (0..1), ``guidance_steps`` (0..3) and ``start_sigma`` (>= 0, 0 = sigma_max): the
+    consistency decoder's fidelity-realism knob (``models.decoders.DecodeKnobs``), applied to every
+    consistency decoder that does not name its own (``cm2:g=1:k=1``);
     ``consistency``/``teacher``: diffusion checkpoint paths (None: the shipped/trained one for the
     JSCC checkpoint's ratio, if any, when a decoder needs it).
 
@@ -236,6 +240,19 @@ class ModelConfig:
     nfe: int = 1
     consistency: str | None = None
     teacher: str | None = None
+    guidance: float = 0.0
+    guidance_steps: int = 1
+    start_sigma: float = 0.0
+
+    @property
+    def knob_suffix(self) -> str:
+        """``":g=..:k=..:s=.."`` for the knobs that differ from the unguided default ("" when none)."""
+        out = ""
+        if self.guidance > 0 and self.guidance_steps > 0:
+            out += f":g={self.guidance:g}:k={self.guidance_steps}"
+        if self.start_sigma > 0:
+            out += f":s={self.start_sigma:g}"
+        return out
 
     def __post_init__(self) -> None:
         s = "model"
@@ -247,6 +264,12 @@ class ModelConfig:
         object.__setattr__(self, "nfe", _integer(s, "nfe", self.nfe, lo=1, hi=NFE_MAX))
         object.__setattr__(self, "consistency", _string(s, "consistency", self.consistency, allow_none=True))
         object.__setattr__(self, "teacher", _string(s, "teacher", self.teacher, allow_none=True))
+        for name, lo, hi in (("guidance", 0.0, 1.0), ("start_sigma", 0.0, 80.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise ConfigError(f"{s}.{name}", f"must be a number in [{lo:g}, {hi:g}], got {v!r}")
+            object.__setattr__(self, name, float(v))
+        object.__setattr__(self, "guidance_steps", _integer(s, "guidance_steps", self.guidance_steps, lo=0, hi=3))
 
 
 @dataclass(frozen=True)
@@ -480,7 +503,8 @@ def config_from_args(args, extra_overrides: Sequence[str] = ()) -> Config:
 
 
 # ---------------------------------------------------------------------- the model section from flags
-MODEL_FLAGS = ("ratio", "decoder", "nfe", "consistency", "teacher")  # flags of loopback/tx/rx, model fields
+MODEL_FLAGS = ("ratio", "decoder", "nfe", "consistency", "teacher", "guidance", "guidance_steps",
+               "start_sigma")  # flags of loopback/tx/rx, model fields
 
 
 def with_model(cfg: Config, **values: Any) -> Config:

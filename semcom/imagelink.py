@@ -264,6 +264,17 @@ def find_extra_checkpoint(kind: str, ratio: str | Fraction) -> Path | None:
     return next((p for p in cands if p.is_file()), None)
 
 
+def shipped_ratios(kind: str) -> list[str]:
+    """Ratios with a shipped ``models/checkpoints/<kind>-<n>_<d>.safetensors``, largest first."""
+    shipped, _ = _repo_dirs()
+    out = []
+    for p in shipped.glob(f"{kind}-*_*.safetensors"):
+        n, _, d = p.stem[len(kind) + 1:].partition("_")
+        if n.isdigit() and d.isdigit() and int(d):
+            out.append(Fraction(int(n), int(d)))
+    return [str(r) for r in sorted(set(out), reverse=True)]
+
+
 def checkpoint_ratio(path: str | Path) -> Fraction | None:
     """The bandwidth ratio recorded in a JSCC checkpoint's config (safetensors metadata; no tensor
     is read, no torch import); None when the file is not a readable JSCC checkpoint (loading it
@@ -302,15 +313,25 @@ def extra_checkpoints(ratio: str | Fraction, decoders: str | list[str], consiste
     return out[0], out[1]
 
 
-def decoder_names(decoders: str | list[str], nfe: int, has_consistency: bool) -> list[str]:
+def decoder_names(decoders: str | list[str], nfe: int, has_consistency: bool, knobs: str = "") -> list[str]:
     """Decoder names to run: ``auto`` -> ``jscc`` (+ ``cm<nfe>`` when ``has_consistency``);
-    ``consistency`` -> ``cm<nfe>``; ``jscc``, ``cmN``, ``teacher`` as given ("" / [] = auto)."""
+    ``consistency`` -> ``cm<nfe>``; ``jscc``, ``cmN``, ``teacher`` as given ("" / [] = auto).
+    ``knobs`` (``ModelConfig.knob_suffix``, e.g. ``":g=1:k=1"``) is appended to every consistency
+    decoder that names no knobs of its own."""
     names = [d.strip() for d in (decoders.split(",") if isinstance(decoders, str) else decoders) if d.strip()]
     if isinstance(nfe, bool) or int(nfe) < 1:
         raise ValueError(f"nfe: must be >= 1, got {nfe}")
     if not names or names == ["auto"]:
         names = ["jscc", "consistency"] if has_consistency else ["jscc"]
-    return [f"cm{int(nfe)}" if d == "consistency" else d for d in names]
+    out = []
+    for d in names:
+        base, _, own = d.partition(":")
+        if base == "consistency":
+            base = f"cm{int(nfe)}"
+        if base.startswith("cm"):
+            d = base + (":" + own if own else knobs)
+        out.append(d)
+    return out
 
 
 # ---------------------------------------------------------------------- codec
@@ -373,16 +394,18 @@ class CodecRuntime:
 
     def check_decoder(self, name: str) -> str:
         """Validate a decoder name (``jscc``, ``teacher``, ``cmN``, ``consistency`` = ``cm1``); returns the canonical name."""
-        from semcom.models.decoders import parse_decoder
+        from semcom.models.decoders import parse_decoder, parse_decoder_spec
 
         name = "cm1" if name == "consistency" else name
         kind, _ = parse_decoder(name)
-        if kind == "teacher" and self.codec.teacher is None:
-            raise ValueError(f"decoder {name!r}: no teacher checkpoint loaded (give one: --teacher PATH, or the "
-                             "decoder block's teacher parameter; none is shipped yet)")
-        if kind == "cm" and self.codec.consistency is None:
-            raise ValueError(f"decoder {name!r}: no consistency checkpoint loaded (give one: --consistency PATH, "
-                             "or the decoder block's consistency parameter; none is shipped yet)")
+        parse_decoder_spec(name)  # the knobs, if any, are valid
+        for k, have in (("teacher", self.codec.teacher), ("cm", self.codec.consistency)):
+            if kind == k and have is None:
+                what = "teacher" if k == "teacher" else "consistency"
+                shipped = shipped_ratios(what)
+                raise ValueError(f"decoder {name!r}: no {what} checkpoint loaded for ratio {self.ratio} (give one: "
+                                 f"--{what} PATH, or the decoder block's {what} parameter); shipped {what} models: "
+                                 + (f"ratios {', '.join(shipped)} (--ratio {shipped[0]})" if shipped else "none"))
         return name
 
     def perm(self, k: int, seed: int | None = None) -> np.ndarray:

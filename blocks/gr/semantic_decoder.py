@@ -96,7 +96,8 @@ class semcom_semantic_decoder(gr.basic_block):
         if codec is None:
             codec = build_codec(cfg, checkpoint, ratio, consistency, teacher, decoders=cfg.model.decoder)
         self.codec = codec
-        names = decoder_names(cfg.model.decoder, cfg.model.nfe, codec.codec.consistency is not None)
+        names = decoder_names(cfg.model.decoder, cfg.model.nfe, codec.codec.consistency is not None,
+                              cfg.model.knob_suffix)
         self.decoders = [codec.check_decoder(d) for d in names]
         self.spec = spec_from_config(cfg.frame)
         self.timeout = float(timeout) or cfg.link.stream_timeout_s

@@ -308,7 +308,7 @@ def _run_images(args: argparse.Namespace) -> int:
     codec = build_codec(cfg, decoders=cfg.model.decoder)
     has_cm = codec.codec.consistency is not None
     decoders = ",".join(codec.check_decoder(d)  # fail before the flowgraph starts
-                        for d in decoder_names(cfg.model.decoder, cfg.model.nfe, has_cm))
+                        for d in decoder_names(cfg.model.decoder, cfg.model.nfe, has_cm, cfg.model.knob_suffix))
     note = "consistency decoder:\nno checkpoint shipped yet" if cfg.model.decoder == "auto" and not has_cm else ""
     if args.bench:
         import json as _json
@@ -368,6 +368,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                      help="diffusion teacher checkpoint (decoder teacher; default: model.teacher, else a shipped one)")
     img.add_argument("--nfe", type=int, default=None,
                      help="network evaluations of the consistency decoder, 1..16 (default: model.nfe)")
+    img.add_argument("--guidance", type=float, default=None,
+                     help="consistency decoders: posterior-guidance strength 0..1 (default: model.guidance, 0)")
+    img.add_argument("--guidance-steps", type=int, default=None,
+                     help="guidance gradient steps per jump 0..3 (default: model.guidance_steps, 1)")
+    img.add_argument("--start-sigma", type=float, default=None,
+                     help="SDEdit start level of the consistency decoders, 0 = pure noise (default: model.start_sigma)")
     img.add_argument("--ratio", default=None,
                      help="bandwidth ratio of the shipped checkpoint (1/6, 1/24; default: model.ratio)")
     img.add_argument("--snr-hint", type=float, default=None, help="SNR given to the encoder (default: --snr)")

@@ -85,7 +85,7 @@ class CodecSet:
         self._extra = {"consistency": consistency or m.consistency or "", "teacher": teacher or m.teacher or ""}
         own = checkpoint_ratio(find_checkpoint(ratio or m.ratio, m.checkpoint)) or (ratio or m.ratio)
         paths = self._paths(own, explicit=True)
-        self.decoders = decoder_names(self._spec, m.nfe, bool(paths[0]))
+        self.decoders = decoder_names(self._spec, m.nfe, bool(paths[0]), m.knob_suffix)
         first = load_codec(cfg, ratio, *paths)
         for d in self.decoders:  # a decoder without its checkpoint fails here, before any device is touched
             first.check_decoder(d)
