@@ -6,7 +6,7 @@ symbols. Images are padded to the encoder's stride, so ``n`` counts the *padded*
 effective ratio of an unpadded image is ``k / (3 * H * W)``; :func:`effective_ratio`).
 
 **SNR** = Es/N0 per complex channel symbol, the PHY's convention (``blocks/phy/snr.py``,
-``docs/HELPERS_CONTEXT.md``): the encoder emits unit average power per complex symbol
+``CONTRIBUTING.md``): the encoder emits unit average power per complex symbol
 (Es = 1), complex noise has variance ``N0 = 10 ** (-snr_db / 10)``, i.e. ``N0 / 2`` on I and on
 Q. After zero-forcing equalization of a subcarrier with gain ``H`` the noise variance of that
 symbol is ``N0 / |H|^2``. Torch only; no gnuradio, no numpy-only PHY import.

@@ -25,7 +25,7 @@ Per frame (``FrameDemodulator.demodulate``):
 8. pilot phase tracking over header + payload (``equalize.track_phase``, no decision feedback)
    and zero forcing; noise variance per symbol ``(N0 + channel error) / |H_k|^2``.
 
-SNR convention: Es/N0 per payload symbol (``docs/HELPERS_CONTEXT.md``): ``snr_db`` is
+SNR convention: Es/N0 per payload symbol (``CONTRIBUTING.md``): ``snr_db`` is
 ``mean_k |H_k|^2 / N0`` over the data carriers.
 """
 
