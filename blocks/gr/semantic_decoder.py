@@ -71,6 +71,9 @@ class semcom_semantic_decoder(gr.basic_block):
         or shipped ones paired with the JSCC checkpoint's ratio): else ValueError.
     nfe : network evaluations of ``consistency`` (1..16).
     consistency, teacher : diffusion checkpoint paths.
+    guidance, guidance_steps, start_sigma : the consistency decoder's knob (posterior-guidance
+        strength 0..1, gradient steps 0..3, SDEdit start level, 0 = pure noise); negative = the
+        config's ``model.guidance`` / ``guidance_steps`` / ``start_sigma``.
     timeout : seconds after a stream's last chunk before it is decoded with missing chunks as
         erasures (0 = config's ``link.stream_timeout_s``).
     out_dir : write ``<out_dir>/stream<id>_<decoder>.png`` ("" = no files).
@@ -84,7 +87,8 @@ class semcom_semantic_decoder(gr.basic_block):
 
     def __init__(self, config: Any = "", checkpoint: str = "", ratio: str = "", decoders: str = "",
                  nfe: int = 0, timeout: float = 0.0, out_dir: str = "", max_backlog: int = 4, keep: int = 16,
-                 consistency: str = "", teacher: str = "", codec=None):
+                 consistency: str = "", teacher: str = "", codec=None, guidance: float = -1.0,
+                 guidance_steps: int = -1, start_sigma: float = -1.0):
         gr.basic_block.__init__(self, name="semcom_semantic_decoder", in_sig=None, out_sig=None)
         from semcom.config import with_model
         from semcom.imagelink import decoder_names
@@ -92,7 +96,10 @@ class semcom_semantic_decoder(gr.basic_block):
         from .ofdm_tx import spec_from_config
         from .semantic_encoder import _config, build_codec
 
-        cfg = with_model(_config(config), decoder=decoders or None, nfe=nfe or None)
+        cfg = with_model(_config(config), decoder=decoders or None, nfe=nfe or None,
+                         guidance=None if guidance < 0 else float(guidance),
+                         guidance_steps=None if guidance_steps < 0 else int(guidance_steps),
+                         start_sigma=None if start_sigma < 0 else float(start_sigma))
         if codec is None:
             codec = build_codec(cfg, checkpoint, ratio, consistency, teacher, decoders=cfg.model.decoder)
         self.codec = codec
