@@ -47,3 +47,23 @@ def test_augment_and_sampler():
     assert s.epoch == 2 and all(b.shape == (4, 3, 32, 32) for b in seen)
     with pytest.raises(ValueError, match="batch"):
         BatchSampler(x, 11, g)
+
+
+def test_crop_sampler_crops_any_sizes_and_resumes_exactly():
+    from semcom.models.data import CropSampler, synthetic_images
+
+    imgs = [synthetic_images(1, h, w, seed=i)[0] for i, (h, w) in enumerate([(40, 70), (70, 40), (20, 30), (64, 64)])]
+    a = CropSampler(imgs, batch=3, crop=32, generator=torch.Generator().manual_seed(0))
+    x, y = a.next()
+    assert x.shape == (3, 3, 32, 32) and y is None and x.dtype == torch.float32 and 0 <= x.min() <= x.max() <= 1
+    a.next()
+    order, pos, epoch = a.state()
+    g_state = a.g.get_state()
+    want = [a.next()[0] for _ in range(3)]                      # crosses an epoch boundary (4 images)
+    b = CropSampler(imgs, batch=3, crop=32, generator=torch.Generator().manual_seed(99))
+    b.set_state(order, pos, epoch)
+    b.g.set_state(g_state)
+    assert all(torch.equal(p, q) for p, q in zip(want, (b.next()[0] for _ in range(3))))
+    assert a.epoch >= 1
+    with pytest.raises(ValueError, match="uint8"):
+        CropSampler([imgs[0].float()], 2, 16, torch.Generator())

@@ -57,3 +57,34 @@ def test_snr_conditioning_changes_the_code():
     img = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert not torch.allclose(m.encode(img, 0.0), m.encode(img, 20.0))
+
+
+def test_rate_adaptive_model_serves_every_ratio_below_its_base():
+    from semcom.models.config import ConfigError
+
+    m = JSCC(jscc_preset("tiny", "1/6", base_ratio="1/6")).eval()
+    img = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        full = m.encode(img, 5.0)                       # [2, k(1/6)]
+        for r, div in (("1/12", 2), ("1/24", 4), ("1/48", 8)):
+            z = m.encode(img, 5.0, ratio=r)
+            assert z.shape == (2, full.shape[1] // div) == (2, m.num_symbols(32, 48, r))
+            assert torch.allclose(z.abs().square().mean(1), torch.ones(2), atol=1e-5)  # unit power per image
+            out = m.decode(z, torch.full(z.shape, 0.1), 5.0, (32, 48), ratio=r)
+            assert out.shape == img.shape and bool(((out >= 0) & (out <= 1)).all())
+        # fewer symbols: the untransmitted channels are decoded as erased, which is what nv = inf means
+        z24 = m.encode(img, 5.0, ratio="1/24")
+        pad = torch.zeros_like(full)
+        nv = torch.full(full.shape, float("inf"))
+        k24 = z24.shape[1]
+        c24, h, w = m.latent_shape(32, 48, "1/24")
+        # symbol order is channel-major, so the 1/24 symbols are the leading ones of the 1/6 latent
+        pad[:, :k24], nv[:, :k24] = z24, 0.1
+        a = m.decode(z24, torch.full(z24.shape, 0.1), 5.0, (32, 48), ratio="1/24")
+        b = m.decode(pad, nv, 5.0, (32, 48))
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ConfigError, match="exceeds the model's base_ratio"):
+        m.encode(img, 5.0, ratio="1/3")
+    fixed = JSCC(jscc_preset("tiny", "1/6"))
+    with pytest.raises(ConfigError, match="fixed ratio 1/6"):
+        fixed.encode(img, 5.0, ratio="1/24")
