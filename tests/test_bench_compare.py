@@ -351,3 +351,21 @@ def test_large_image_512x768():
     env = _rows(res, method="baseline-envelope")[0]
     assert sem["ms_ssim"] is not None and env["ms_ssim"] is not None
     assert sem["psnr"] > 20 and res["budgets_bytes"]["1/6"]["n_channel_symbols"] == [196608]
+
+
+def test_perceptual_rows_and_table(tiny):
+    """--perceptual: NIQE and the spectrum distance on semcom's rows and the envelope, a table, the originals' NIQE."""
+    pytest.importorskip("gnuradio.fec")
+    from semcom.baseline import chain
+
+    imgs = _images(2, 96, 128)
+    res = bc.compare(imgs, [20.0], [RATIO], schemes=[chain.BaselineScheme("16qam", "1/2")], channels=["awgn"],
+                     decoders=["jscc", "cm1:g=1:k=1"], jscc={"1/6": tiny["jscc"]},
+                     consistency={"1/6": tiny["consistency"]}, log=lambda *a: None, perceptual=True)
+    for m in ("semcom-jscc", "semcom-cm1:g=1:k=1", "baseline-envelope"):
+        (r,) = _rows(res, method=m, snr_db=20.0)
+        assert r["niqe"] > 0 and r["spec_abs"] >= 0 and "spec_high" in r
+    assert "niqe" not in _rows(res, method="baseline", snr_db=20.0)[0]  # fixed schemes: not scored (cost)
+    res["reference_niqe"] = 3.0
+    table = bc.format_table(res)
+    assert "#### Perceptual" in table and "originals' NIQE 3.00" in table and "cm1:g=1:k=1" in table
