@@ -163,16 +163,23 @@ class SemanticCodec:
         return ((image_from_sample(x0, cond, cfg.residual) + 1.0) / 2.0).clamp(0, 1)
 
     def _guidance(self, y, nv, snr_db, size, cond, cfg, knobs: DecodeKnobs):
-        """``post(x0, sigma)`` for :func:`sample_consistency`: K guided steps through the frozen encoder."""
-        self.jscc.requires_grad_(False)
+        """``post(x0, sigma)`` for :func:`sample_consistency`: K guided steps through the frozen encoder.
 
-        def encode(sample: torch.Tensor) -> torch.Tensor:
-            img = (image_from_sample(sample, cond, cfg.residual) + 1.0) / 2.0
-            return self.jscc.encode(img, snr_db)
-        residual = measurement_residual(encode, y, nv)
-        anchor = torch.zeros_like(cond) if cfg.residual else cond  # the JSCC estimate in sample space
+        Guidance needs autograd: it runs outside ``torch.inference_mode`` (a caller's inference
+        tensors are copied into normal ones first)."""
+        self.jscc.requires_grad_(False)
+        with torch.inference_mode(False):
+            y, nv, cond = y.clone(), nv.clone(), cond.clone()
+            snr = torch.as_tensor(snr_db, dtype=torch.float32).clone()
+
+            def encode(sample: torch.Tensor) -> torch.Tensor:
+                img = (image_from_sample(sample, cond, cfg.residual) + 1.0) / 2.0
+                return self.jscc.encode(img, snr)
+            residual = measurement_residual(encode, y, nv)
+            anchor = torch.zeros_like(cond) if cfg.residual else cond  # the JSCC estimate in sample space
 
         def post(x0: torch.Tensor, sigma: float) -> torch.Tensor:
-            return guide(x0, residual, posterior_tau2(sigma, cfg.sigma_data), knobs.guidance_steps,
-                         knobs.guidance, anchor, knobs.anchor)
+            with torch.inference_mode(False):
+                return guide(x0.clone(), residual, posterior_tau2(sigma, cfg.sigma_data), knobs.guidance_steps,
+                             knobs.guidance, anchor, knobs.anchor)
         return post

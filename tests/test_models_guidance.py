@@ -91,3 +91,18 @@ def test_start_sigma_zero_returns_the_jscc_estimate_and_guidance_changes_the_sam
     def misfit(img):
         return float(((codec.encode(img, 5.0) - y).abs() ** 2 / nv).sum())
     assert misfit(guided) < misfit(plain)
+
+
+def test_guided_decoding_works_under_inference_mode():
+    """Receivers and benchmarks decode under torch.inference_mode; guidance still gets its gradients."""
+    codec = _tiny_codec()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        from semcom.models.channel import Channel
+
+        y, nv = Channel()(codec.encode(x, 5.0), torch.tensor([5.0]), torch.Generator().manual_seed(1))
+        out = codec.decode(y, nv, torch.tensor([5.0]), (32, 32), "cm2:g=1:k=2", torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = codec.decode(y.clone(), nv.clone(), torch.tensor([5.0]), (32, 32), "cm2:g=1:k=2",
+                           torch.Generator().manual_seed(0))
+    assert torch.allclose(out, ref, atol=1e-5)
