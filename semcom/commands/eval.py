@@ -43,6 +43,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         "decoders (0 = sigma_max, pure noise)")
     parser.add_argument("--perceptual", choices=("auto", "on", "off"), default="auto",
                         help="NIQE and log-spectrum distance (auto: on for image folders)")
+    parser.add_argument("--figure", default="", help="also draw the first --figure-images images at the first "
+                        "SNR and channel: original | each decoder, with PSNR / NIQE / spectrum distance (PNG)")
+    parser.add_argument("--figure-images", type=int, default=3)
     parser.add_argument("--json", default="", help="write the rows as JSON here")
     parser.add_argument("--plot", default="", help="write a PNG plot here")
     parser.set_defaults(func=run)
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from semcom.models.checkpoint import load_model
     from semcom.models.data import load_cifar10, load_image_folder
     from semcom.models.decoders import DecodeKnobs, SemanticCodec, parse_decoder_spec
-    from semcom.models.evaluate import evaluate, format_table, plot_rows
+    from semcom.models.evaluate import evaluate, figure, format_table, plot_rows
 
     torch.set_num_threads(args.threads)
     snrs = _floats(args.snr, "snr")
@@ -95,4 +98,8 @@ def run(args: argparse.Namespace) -> int:
                                                "rows": rows}, indent=2) + "\n")
     if args.plot:
         plot_rows(rows, args.plot)
+    if args.figure:
+        figure(codec, [images[i] for i in range(min(args.figure_images, len(images)))], snrs[0], decoders,
+               args.figure, channels[0], args.seed, knobs)
+        print(f"figure: {args.figure}")
     return 0
