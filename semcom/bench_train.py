@@ -148,7 +148,7 @@ def loss_curve(preset: str, batch: int, crop: int, steps: int, amp: str, seed: i
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        out.append(float(loss))
+        out.append(float(loss.detach()))
     return out
 
 

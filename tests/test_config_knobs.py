@@ -12,6 +12,7 @@ def test_model_section_knobs_validate_and_reach_decoder_names(tmp_path):
     assert decoder_names(m.decoder, m.nfe, True, m.knob_suffix) == ["jscc", "cm2:g=1:k=2:s=0.5"]
     # a decoder's own knobs win over the section's
     assert decoder_names("cm1:g=0.5:k=1,cm4", 1, True, m.knob_suffix) == ["cm1:g=0.5:k=1", "cm4:g=1:k=2:s=0.5"]
+    # the default is the plain sampler: names stay as given
     assert ModelConfig().knob_suffix == "" and decoder_names("auto", 1, True) == ["jscc", "cm1"]
     for field, value, msg in (("guidance", 1.5, r"model\.guidance: must be a number in \[0, 1\]"),
                               ("guidance_steps", 4, r"model\.guidance_steps"),
