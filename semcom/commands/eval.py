@@ -43,7 +43,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-sigma", type=float, default=0.0, help="SDEdit start level of the consistency "
                         "decoders (0 = sigma_max, pure noise)")
     parser.add_argument("--perceptual", choices=("auto", "on", "off"), default="auto",
-                        help="NIQE and log-spectrum distance (auto: on for image folders)")
+                        help="NIQE and log-spectrum distance (auto: on for image folders holding an image of at least 96x96)")
     parser.add_argument("--figure", default="", help="also draw the first --figure-images images at the first "
                         "SNR and channel: original | each decoder, with PSNR / NIQE / spectrum distance (PNG)")
     parser.add_argument("--figure-images", type=int, default=3)
@@ -87,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
         images = load_image_folder(data, limit=args.images)
         source = f"{len(images)} images from {data}"
     print(f"evaluating on {source}", file=sys.stderr, flush=True)
-    perceptual = args.perceptual == "on" or (args.perceptual == "auto" and labels is None)
+    # auto: on for photo folders with at least one image large enough for NIQE's 96x96 patches
+    perceptual = args.perceptual == "on" or (args.perceptual == "auto" and labels is None
+                                             and any(min(im.shape[-2:]) >= 96 for im in images))
     rows = evaluate(codec, images, snrs, decoders, channels, labels, classifier, batch=args.batch,
                     seed=args.seed, knobs=knobs, perceptual=perceptual, progress=lambda r: print(
                         f"  {r['channel']} {r['snr_db']:g} dB {r['decoder']}: PSNR {r['psnr']:.2f}"
