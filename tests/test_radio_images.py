@@ -190,6 +190,13 @@ def test_dry_runs_touch_no_device(pics, monkeypatch, capsys):
 
 
 # ---------------------------------------------------------------------- bad input
+def _shipped_codec_id(ratio: str) -> int:
+    """The codec id the shipped checkpoint of ``ratio`` derives (from its kind and config)."""
+    from semcom.imagelink import CodecRuntime, find_checkpoint
+
+    return CodecRuntime(find_checkpoint(ratio)).codec_id
+
+
 def test_wrong_codec_id_is_refused_with_a_clear_message(tmp_path, monkeypatch, capsys):
     """The transmitter used model.codec_id 77; the receiver's checkpoint derives another id."""
     from semcom.cli import main
@@ -200,7 +207,7 @@ def test_wrong_codec_id_is_refused_with_a_clear_message(tmp_path, monkeypatch, c
     rc = main(["rx", "-c", PLUTO, *FAKE_PLUTO, "--duration", "0.01", "--decode", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert rc == 1 and "stream 0: its frames announce codec id 77, but JSCC ratio 1/6" in err
-    assert "has codec id 202" in err and "model.codec_id" in err and "Traceback" not in err
+    assert f"has codec id {_shipped_codec_id('1/6')}" in err and "model.codec_id" in err and "Traceback" not in err
 
 
 def test_rx_follows_the_announced_ratio_unless_fixed(tmp_path, monkeypatch, capsys):
@@ -213,7 +220,7 @@ def test_rx_follows_the_announced_ratio_unless_fixed(tmp_path, monkeypatch, caps
     _fill_air(air, FAKE_PLUTO, [img], ratio="1/24")
     assert main(["rx", "-c", PLUTO, *FAKE_PLUTO, "--duration", "0.01", "--decode", "--out", str(tmp_path / "a")]) == 0
     res = _last_json(capsys)["images"]
-    assert [(r["ratio"], r["codec_id"]) for r in res["images"]] == [("1/24", 121)]
+    assert [(r["ratio"], r["codec_id"]) for r in res["images"]] == [("1/24", _shipped_codec_id("1/24"))]
     assert any(c["checkpoint"].endswith("jscc-1_24.safetensors") for c in res["codecs"])
     assert main(["rx", "-c", PLUTO, *FAKE_PLUTO, "--duration", "0.01", "--ratio", "1/6",
                  "--out", str(tmp_path / "b")]) == 1
