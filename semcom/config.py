@@ -41,6 +41,7 @@ RANDOM_STREAM_SYMBOLS: int = FrameSpec().max_payload_symbols
 __all__ = ["Config", "ConfigError", "RadioConfig", "ModelConfig", "LinkConfig", "load_config",
            "config_from_dict", "parse_override", "apply_overrides", "SECTIONS", "yaml_load",
            "add_config_arguments", "config_from_args", "with_model", "model_from_args", "MODEL_FLAGS",
+           "add_knob_arguments",
            "NFE_MAX"]
 
 SECTIONS = ("frame", "channel", "radio", "model", "link")
@@ -509,6 +510,19 @@ def config_from_args(args, extra_overrides: Sequence[str] = ()) -> Config:
 # ---------------------------------------------------------------------- the model section from flags
 MODEL_FLAGS = ("ratio", "decoder", "nfe", "consistency", "teacher", "guidance", "guidance_steps",
                "start_sigma")  # flags of loopback/tx/rx, model fields
+
+
+def add_knob_arguments(group) -> None:
+    """``--guidance``, ``--guidance-steps``, ``--start-sigma``: the consistency decoder's knob as flags
+    (None = the config's ``model`` section; read by ``model_from_args``)."""
+    group.add_argument("--guidance", type=float, default=None,
+                       help="consistency decoders: posterior-guidance strength 0..1 (default: model.guidance, 0; "
+                            "recommended for photos: 1)")
+    group.add_argument("--guidance-steps", type=int, default=None,
+                       help="guidance gradient steps per jump 0..3 (default: model.guidance_steps, 1)")
+    group.add_argument("--start-sigma", type=float, default=None,
+                       help="SDEdit start level of the consistency decoders, 0 = pure noise (default: "
+                            "model.start_sigma; recommended for photos: 0.3)")
 
 
 def with_model(cfg: Config, **values: Any) -> Config:

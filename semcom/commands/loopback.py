@@ -44,8 +44,8 @@ import numpy as np
 
 from semcom.blocks.phy.sigmf_io import jsonable
 from semcom.blocks.phy.snr import measured_snr_db
-from semcom.config import (RANDOM_STREAM_SYMBOLS, Config, add_config_arguments, config_from_args, model_from_args,
-                           with_model)
+from semcom.config import (RANDOM_STREAM_SYMBOLS, Config, add_config_arguments, add_knob_arguments, config_from_args,
+                           model_from_args, with_model)
 
 __all__ = ["add_parser", "run", "random_streams", "run_numpy_loopback", "run_gnuradio_loopback", "summarize"]
 
@@ -368,12 +368,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                      help="diffusion teacher checkpoint (decoder teacher; default: model.teacher, else a shipped one)")
     img.add_argument("--nfe", type=int, default=None,
                      help="network evaluations of the consistency decoder, 1..16 (default: model.nfe)")
-    img.add_argument("--guidance", type=float, default=None,
-                     help="consistency decoders: posterior-guidance strength 0..1 (default: model.guidance, 0)")
-    img.add_argument("--guidance-steps", type=int, default=None,
-                     help="guidance gradient steps per jump 0..3 (default: model.guidance_steps, 1)")
-    img.add_argument("--start-sigma", type=float, default=None,
-                     help="SDEdit start level of the consistency decoders, 0 = pure noise (default: model.start_sigma)")
+    add_knob_arguments(img)
     img.add_argument("--ratio", default=None,
                      help="bandwidth ratio of the shipped checkpoint (1/6, 1/24; default: model.ratio)")
     img.add_argument("--snr-hint", type=float, default=None, help="SNR given to the encoder (default: --snr)")

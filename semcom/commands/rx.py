@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from semcom.blocks.phy.sigmf_io import jsonable
+from semcom.config import add_knob_arguments
 
 from .tx import add_radio_arguments, guarded, print_dry_run, resolve_radio
 
@@ -86,12 +87,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                           "(default: model.decoder of the config)")
     img.add_argument("--nfe", type=int, default=None,
                      help="network evaluations of `consistency`, 1..16 (default: model.nfe of the config)")
-    img.add_argument("--guidance", type=float, default=None,
-                     help="consistency decoders: posterior-guidance strength 0..1 (default: model.guidance, 0)")
-    img.add_argument("--guidance-steps", type=int, default=None,
-                     help="guidance gradient steps per jump 0..3 (default: model.guidance_steps, 1)")
-    img.add_argument("--start-sigma", type=float, default=None,
-                     help="SDEdit start level of the consistency decoders, 0 = pure noise (default: model.start_sigma)")
+    add_knob_arguments(img)
     img.add_argument("--consistency", metavar="PATH", default=None,
                      help="consistency-model checkpoint (default: model.consistency, else a shipped/trained one "
                           "for the ratio)")
