@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .channel import Channel
-from .checkpoint import load_model, read_raw_metadata as read_metadata_raw
+from .checkpoint import load_model, read_raw_metadata
 from .classifier import Classifier
 from .config import ChannelConfig, classifier_preset, jscc_preset, unet_preset
 from .consistency import ConsistencyFunction, consistency_distillation_loss
@@ -202,7 +202,7 @@ class _DiffusionStage:
             self.jscc_cfg.with_ratio(r)  # each must fit the JSCC model
         # the pairing every saved checkpoint records (checked when a codec loads it)
         self.pairing = {"ratio": self.ratios[0], "ratios": self.ratios, "jscc": Path(opts.jscc).name,
-                        "jscc_sha256": read_metadata_raw(opts.jscc).get("semcom.sha256")}
+                        "jscc_sha256": read_raw_metadata(opts.jscc).get("semcom.sha256")}
         self.channel = Channel(ChannelConfig(p_fading=opts.p_fading, p_erasure_image=opts.p_erasure))
         self.sampler, self.eval_x, _ = load_images(opts, g)
         if isinstance(self.eval_x, list):  # whole photos: a fixed set of centre crops keeps sampling affordable

@@ -397,8 +397,8 @@ class CodecRuntime:
         from semcom.models.decoders import parse_decoder, parse_decoder_spec
 
         name = "cm1" if name == "consistency" else name
+        parse_decoder_spec(name)  # the name and its knobs, if any, are valid
         kind, _ = parse_decoder(name)
-        parse_decoder_spec(name)  # the knobs, if any, are valid
         for k, have in (("teacher", self.codec.teacher), ("cm", self.codec.consistency)):
             if kind == k and have is None:
                 what = "teacher" if k == "teacher" else "consistency"
