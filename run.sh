@@ -11,6 +11,11 @@
 #   2. A virtual environment .venv from Debian's /usr/bin/python3 with --system-site-packages
 #      (GNU Radio's bindings live in Debian's Python).
 #   3. The package in editable mode with pinned dependencies (numpy < 2, torch 2.13.0).
+#   4. (setup only) GNU Radio Companion as started from the desktop menu, user level, no root:
+#      `semcom grc --setup` merges blocks/grc into [grc] local_blocks_path of
+#      ~/.gnuradio/config.conf (other keys and paths kept) and writes semcom.pth into Debian
+#      python3's user site (it adds the venv's site-packages to plain /usr/bin/python3, which
+#      runs GRC, grcc and the scripts they generate), then checks that plain GRC sees the blocks.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${SEMCOM_VENV:-$ROOT/.venv}"
@@ -64,9 +69,13 @@ PYEOF
   fi
 }
 
+ensure_grc() {
+  "$VENV/bin/python" -m semcom.cli grc --setup
+}
+
 cmd="${1:-}"; shift || true
 case "$cmd" in
-  setup) ensure_system; ensure_venv ;;
+  setup) ensure_system; ensure_venv; ensure_grc ;;
   demo)  ensure_system; ensure_venv; exec "$VENV/bin/semcom" loopback "$@" ;;
   test)  ensure_system; ensure_venv; cd "$ROOT"; exec "$VENV/bin/python" -m pytest "$@" ;;
   *) echo "usage: $0 {demo|test|setup} [ARGS...]" >&2; exit 2 ;;

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rx": ("semcom.commands.rx", "receive on a radio: frames, SNR estimate, overflows, SigMF capture"),
     "probe": ("semcom.commands.probe", "list reachable radios (IIO / UHD), bounded time"),
     "campaign": ("semcom.commands.campaign", "measurement campaign: sweep config fields, CSV rows, resumable; plot"),
+    "grc": ("semcom.commands.grc", "GNU Radio Companion with the semcom blocks: open, compile (checked), user set-up"),
 }
 
 

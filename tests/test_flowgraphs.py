@@ -70,6 +70,9 @@ def test_flowgraph_compiles(grc, generated):
     text = script.read_text()
     assert "config" in text  # every flowgraph takes the YAML config as a parameter
     compile(text, str(script), "exec")
+    from semcom.grc import check_generated
+
+    check_generated(grc, script)  # GRC drops blocks it has no definition for and still writes a script
 
 
 # run a generated flowgraph (module/class ``{name}``) until a decoded PNG appears in argv[2]
