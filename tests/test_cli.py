@@ -335,7 +335,10 @@ def test_zmq_two_process_link(tmp_path):
     z = np.load(tmp_path / "z.npz")
     assert sorted(z["stream_ids"]) == [0, 1] and all(z[f"s{i}_mask"].all() for i in range(2))
     assert np.all(np.abs(z["frame_snr_db"] - 25) < 2) and np.all(np.abs(z["frame_cfo"] - 0.5) < 0.05)
-    assert json.loads((tmp_path / "z.json").read_text())["frames"] == 2
+    stats = json.loads((tmp_path / "z.json").read_text())
+    assert stats["frames"] == stats["frames_received"] == 2 and stats["missing_frames"] == 0
+    sent = json.loads([line for line in tx.stdout.splitlines() if line.startswith("{")][-1])
+    assert sent["frames_sent"] == sent["frames"] == 2 and sent["complete"] and "ok" not in sent  # no delivery claim
 
 
 def test_bench_phy_cli_json(tmp_path, capsys):

@@ -40,7 +40,7 @@ from ..phy.frame import FrameSpec
 from ..phy.tx import FrameTransmitter
 from .pdu_utils import PduError, make_pdu, parse_pdu
 
-__all__ = ["FrameSource", "semcom_ofdm_tx", "spec_from_config", "tx_buffer_items"]
+__all__ = ["FrameSource", "TxQueueFull", "semcom_ofdm_tx", "spec_from_config", "tx_buffer_items"]
 
 LEN_TAG = "packet_len"
 _LEN_KEY = pmt.intern(LEN_TAG)
@@ -73,6 +73,10 @@ def tx_buffer_items(spec: FrameSpec) -> tuple[int, int]:
     return 2 * n_sym, 2 * spec.frame_len(spec.max_payload_symbols)
 
 
+class TxQueueFull(ValueError):
+    """``FrameSource.enqueue``: the frame queue stayed full for the whole timeout (nothing drained it)."""
+
+
 class FrameSource(gr.sync_block):
     """Payloads (messages on ``in`` or ``enqueue``) -> tagged stream of per-frame data-carrier symbols.
 
@@ -103,6 +107,7 @@ class FrameSource(gr.sync_block):
         self.tx = FrameTransmitter(spec)
         self._scale = np.float32(1.0 / np.sqrt(spec.fft_len))
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when work() takes a frame off the queue
         self._queue: deque[tuple[dict, np.ndarray]] = deque()
         self._cur: np.ndarray | None = None
         self._pos = 0
@@ -143,15 +148,22 @@ class FrameSource(gr.sync_block):
             out.append((h.as_dict(), symbols * self._scale))
         return out
 
-    def enqueue(self, data: np.ndarray, meta: dict[str, Any] | None = None) -> int:
+    def enqueue(self, data: np.ndarray, meta: dict[str, Any] | None = None, timeout: float | None = 0.0) -> int:
         """Build the frames of one payload in the caller's thread and queue them; returns their number.
 
-        Raises ``ValueError`` (naming the problem) for a bad payload, or when more than
-        ``max_queued_frames`` frames wait (back-pressure: retry later).
+        Back-pressure: while ``max_queued_frames`` frames or more wait, block until the flowgraph
+        takes one (the downstream consumer keeps up) for at most ``timeout`` seconds (None: no
+        limit; 0, the default: do not wait). Raises ``TxQueueFull`` (a ``ValueError``) when the
+        queue is still full then, ``ValueError`` naming the problem for a bad payload.
         """
         with self._lock:
+            if len(self._queue) >= self.max_queued_frames and (timeout is None or timeout > 0):
+                self._room.wait_for(lambda: len(self._queue) < self.max_queued_frames, timeout)
             if len(self._queue) >= self.max_queued_frames:
-                raise ValueError(f"semcom_ofdm_tx: {len(self._queue)} frames already queued (max_queued_frames)")
+                waited = f" for {timeout:g} s" if timeout else ""
+                raise TxQueueFull(f"semcom_ofdm_tx: {len(self._queue)} frames already queued (max_queued_frames) "
+                                  f"and none left the transmitter{waited}: the consumer downstream is stalled "
+                                  f"or not connected")
             frames = self.frames_for(dict(meta or {}), data)
             self._queue.extend(frames)
         self.to_basic_block()._post(pmt.intern("wake"), pmt.PMT_T)  # wakes the scheduler thread
@@ -182,6 +194,7 @@ class FrameSource(gr.sync_block):
                     if not self._queue:
                         break
                     tags, self._cur = self._queue.popleft()
+                    self._room.notify_all()
                 self._pos = 0
                 off = self.nitems_written(0) + done
                 self.add_item_tag(0, off, _LEN_KEY, pmt.from_long(self._cur.size))
@@ -258,12 +271,14 @@ class semcom_ofdm_tx(gr.hier_block2):
         else:
             self.connect(self.cp, self)
 
-    def send(self, data: np.ndarray, **meta: Any) -> None:
+    def send(self, data: np.ndarray, timeout: float | None = 0.0, **meta: Any) -> None:
         """Queue one payload (same as a PDU on port ``in``, without the PMT conversion); see ``FrameSource``.
 
-        Raises ``ValueError`` naming the problem for a bad payload.
+        ``timeout``: seconds to wait for room while ``source.max_queued_frames`` frames are queued
+        (None: no limit; 0: raise ``TxQueueFull`` at once). Raises ``ValueError`` naming the problem
+        for a bad payload.
         """
-        self.source.enqueue(data, meta)
+        self.source.enqueue(data, meta, timeout=timeout)
 
     @property
     def frames_sent(self) -> int:

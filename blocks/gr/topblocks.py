@@ -19,6 +19,7 @@ fields, snr_db, payload checksum) and exits once ``--frames`` frames arrived or 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import threading
@@ -35,8 +36,8 @@ from .ofdm_rx import BUFFER_ITEMS, semcom_ofdm_rx
 from .ofdm_tx import semcom_ofdm_tx, spec_from_config
 from .pdu_utils import parse_pdu
 
-__all__ = ["FrameCollector", "PhyLoopback", "ZmqTx", "ZmqRx", "make_channel", "demo_payload", "run_to_end",
-           "measure_tx_throughput", "measure_rx_throughput", "main"]
+__all__ = ["FrameCollector", "PhyLoopback", "ZmqTx", "ZmqRx", "ZmqAddressError", "make_channel", "demo_payload",
+           "run_to_end", "measure_tx_throughput", "measure_rx_throughput", "main"]
 
 
 def make_channel(channel: Any, spec: FrameSpec):
@@ -81,6 +82,18 @@ class FrameCollector(gr.basic_block):
     def frames(self) -> list[tuple[dict, np.ndarray]]:
         with self._lock:
             return list(self._frames)
+
+    def since(self, n: int) -> tuple[int, int, list[tuple[dict, np.ndarray]]]:
+        """Frames number ``n`` .. ``count - 1`` (in arrival order) for a reader that has taken ``n`` so far.
+
+        Returns ``(count, lost, items)``: ``lost`` of those frames were already pushed out of the
+        last ``maxlen`` kept (the reader fell behind), ``items`` the rest. Pass ``count`` next time.
+        """
+        with self._lock:
+            new = max(0, self.count - int(n))
+            kept = min(new, len(self._frames))
+            items = list(itertools.islice(self._frames, len(self._frames) - kept, None))
+            return self.count, new - kept, items
 
 
 def _connect_rx(tb: gr.top_block, upstream, spec: FrameSpec, channel: Any, stats_interval: float = 1.0):
@@ -141,20 +154,52 @@ class PhyLoopback(gr.top_block):
         return _wait(lambda: self.collector.count >= n, timeout)
 
 
-class ZmqTx(gr.top_block):
-    """TX half of the two-process link: ``semcom_ofdm_tx`` -> ``zeromq.push_sink`` (binds ``address``)."""
+# ZMQ high-water mark of both ends, in messages (one per push_sink work() call, up to a few frames):
+# bounds the samples in flight, which are lost unseen by the transmitter when the receiver dies.
+ZMQ_HWM = 8
 
-    def __init__(self, spec: FrameSpec | dict | str | None, address: str):
+
+class ZmqAddressError(ValueError):
+    """A ZMQ endpoint that cannot be bound / connected (the message names the address and port)."""
+
+
+def _zmq_block(make, address: str, verb: str):
+    """``make()`` a gr-zeromq block; its bare ``RuntimeError`` becomes a ``ZmqAddressError`` naming ``address``."""
+    try:
+        return make()
+    except RuntimeError as e:
+        port = address.rsplit(":", 1)[-1] if address.count(":") >= 2 else "?"
+        if "in use" in str(e).lower():
+            raise ZmqAddressError(f"cannot {verb} {address}: port {port} is already in use (another "
+                                  f"'semcom phy zmq-tx' or program holds it): stop it or choose another "
+                                  f"address (--address tcp://127.0.0.1:PORT)") from None
+        raise ZmqAddressError(f"cannot {verb} ZMQ endpoint {address!r}: {e}") from None
+
+
+class ZmqTx(gr.top_block):
+    """TX half of the two-process link: ``semcom_ofdm_tx`` -> ``zeromq.push_sink`` (binds ``address``).
+
+    ``max_queued_frames``: frames waiting in the transmitter before ``send`` blocks (back-pressure;
+    each frame holds its payload symbols, about 8 bytes per symbol). Raises ``ZmqAddressError``
+    when ``address`` cannot be bound (port in use, bad endpoint).
+    """
+
+    def __init__(self, spec: FrameSpec | dict | str | None, address: str, max_queued_frames: int | None = None):
         gr.top_block.__init__(self, "semcom_zmq_tx")
         self.spec = spec_from_config(spec)
         self.tx = semcom_ofdm_tx(self.spec)
-        self.sink = zeromq.push_sink(gr.sizeof_gr_complex, 1, address, 100, False, -1)
+        if max_queued_frames is not None:
+            self.tx.source.max_queued_frames = int(max_queued_frames)
+        self.sink = _zmq_block(lambda: zeromq.push_sink(gr.sizeof_gr_complex, 1, address, 100, False, ZMQ_HWM),
+                               address, "bind")
         self.connect(self.tx, self.sink)
 
-    def send(self, data: np.ndarray, **meta: Any) -> None:
-        self.tx.send(data, **meta)
+    def send(self, data: np.ndarray, timeout: float | None = 0.0, **meta: Any) -> None:
+        """Queue one payload; waits at most ``timeout`` s for room (see ``semcom_ofdm_tx.send``)."""
+        self.tx.send(data, timeout=timeout, **meta)
 
     def samples_sent(self) -> int:
+        """Samples handed to the ZMQ socket so far; whether they arrived only the receiver knows."""
         return int(self.sink.nitems_read(0))
 
 
@@ -168,7 +213,8 @@ class ZmqRx(gr.top_block):
     def __init__(self, spec: FrameSpec | dict | str | None, address: str, channel: Any = None):
         gr.top_block.__init__(self, "semcom_zmq_rx")
         self.spec = spec_from_config(spec)
-        self.source = zeromq.pull_source(gr.sizeof_gr_complex, 1, address, 100, False, -1)
+        self.source = _zmq_block(
+            lambda: zeromq.pull_source(gr.sizeof_gr_complex, 1, address, 100, False, ZMQ_HWM), address, "connect to")
         self.source.set_min_output_buffer(BUFFER_ITEMS)
         self.rx, self.channel, self.collector = _connect_rx(self, self.source, self.spec, channel)
 

@@ -12,7 +12,10 @@ Subcommands::
 (``semcom_ofdm_tx`` -> ZMQ PUSH, binds ``radio.zmq_address``, ``tcp://127.0.0.1:5555`` by
 default) and the receiver flowgraph (ZMQ PULL -> channel simulator of the config ->
 ``semcom_ofdm_rx``) run as separate processes; the receiver prints one JSON line per frame and
-writes the same ``.npz``/JSON as ``rx-file`` (``--no-channel`` to skip the simulator).
+writes the same ``.npz``/JSON as ``rx-file`` (``--no-channel`` to skip the simulator). The
+transmitter waits while its queue is full (back-pressure) and reports what it handed to the socket
+(``frames_sent``), not delivery; the receiver reports ``frames_received`` and ``missing_frames``
+(gaps in the header frame counter) and writes its results on SIGINT / SIGTERM too (exit 130 / 143).
 
 ``tx-file`` writes the IQ of the frames carrying a payload to ``BASE.sigmf-meta`` +
 ``BASE.sigmf-data`` (``cf32_le``, one annotation per frame with its header fields). An analog
@@ -62,7 +65,7 @@ from semcom.blocks.phy.tx import FrameTransmitter, normalize_power
 from semcom.config import RANDOM_STREAM_SYMBOLS, add_config_arguments, config_from_args
 
 __all__ = ["add_parser", "run", "TxResult", "transmit_streams", "DecodeResult", "decode_chunks", "StreamAssembler",
-           "save_npz", "stats_json"]
+           "save_npz", "stats_json", "frame_counter_gaps"]
 
 SCALE_KEY = "semcom:payload_scale"
 
@@ -271,11 +274,14 @@ class StreamAssembler:
         return self.streams
 
 
-def decode_chunks(chunks: Iterable[np.ndarray], spec: FrameSpec, *, keep_payloads: bool = False) -> DecodeResult:
+def decode_chunks(chunks: Iterable[np.ndarray], spec: FrameSpec, *, keep_payloads: bool = False,
+                  on_frame=None) -> DecodeResult:
     """Run the numpy ``StreamingReceiver`` over consecutive sample blocks and reassemble streams.
 
     ``chunks``: complex sample blocks of any size (e.g. ``Recording.chunks(n)``). Every stream
     still incomplete at the end is handed out with its missing chunks marked (never shifted).
+    ``on_frame(record, frame)``, if given, sees every delivered frame as it arrives (its record in
+    ``frames``, which it may extend, and the receiver's frame with payload and noise variance).
     """
     from semcom.blocks.phy.rx import StreamingReceiver
 
@@ -287,6 +293,8 @@ def decode_chunks(chunks: Iterable[np.ndarray], spec: FrameSpec, *, keep_payload
     def take(frames: list) -> None:
         for fr in frames:
             res.frames.append(_frame_record(fr))
+            if on_frame is not None:
+                on_frame(res.frames[-1], fr)
             if keep_payloads:
                 res.payloads.append(np.asarray(fr.payload, np.complex64))
                 res.noise_vars.append(np.asarray(fr.noise_var, np.float32))
@@ -447,8 +455,9 @@ def _cmd_channel(args: argparse.Namespace) -> int:
     glob["semcom:channel"] = ch.to_dict()
     caps = rec.meta.get("captures") or [{}]
     # annotations keep their positions (a channel delay / sample-rate offset moves frames a little);
-    # a negative SRO shortens the output: annotations that may fall off its end are left out
-    n_min = int(rec.n_samples * min(1.0, 1.0 + ch.sro_ppm * 1e-6)) - 32
+    # a negative SRO shortens the output (by |sro| n samples, and the resampler's kernel at the end):
+    # annotations that may fall off its end are left out; otherwise the output is as long as the input
+    n_min = rec.n_samples if ch.sro_ppm >= 0 else int(rec.n_samples * (1.0 + ch.sro_ppm * 1e-6)) - 32
     anns = [(a["core:sample_start"], a.get("core:sample_count", 0),
              {k: v for k, v in a.items() if k not in ("core:sample_start", "core:sample_count")})
             for a in rec.annotations if a["core:sample_start"] + a.get("core:sample_count", 0) <= n_min]
@@ -469,44 +478,76 @@ def _topblocks():
     return topblocks
 
 
+ZMQ_TX_QUEUE_FRAMES = 256  # frames waiting in zmq-tx before it blocks (back-pressure; ~8 bytes per symbol each)
+DELIVERY_NOTE = ("unknown at the transmitter (ZMQ PUSH has no acknowledgement): compare frames_sent with the "
+                 "receiver's frames_received and missing_frames")
+
+
+def _wait_progress(count, total: int, stall: float, poll: float = 0.02) -> bool:
+    """Wait until ``count() >= total``; False once it has not grown for ``stall`` seconds."""
+    last, since = count(), time.monotonic()
+    while last < total:
+        time.sleep(poll)
+        now, n = time.monotonic(), count()
+        if n != last:
+            last, since = n, now
+        elif now - since > stall:
+            return False
+    return True
+
+
 def _cmd_zmq_tx(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     tb_mod = _topblocks()
+    from semcom.blocks.gr.ofdm_tx import TxQueueFull
+
     spec = cfg.frame
+    if args.repeat < 1:
+        raise PhyCliError(f"--repeat must be at least 1, got {args.repeat}")
+    if args.timeout <= 0:
+        raise PhyCliError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.payload:
         a = _load_npy(args.payload, "payload")
         streams = _streams_from_array(a, args.payload)
     else:
+        if args.streams < 1 or args.symbols < 1:
+            raise PhyCliError(f"--streams and --symbols must be at least 1, got {args.streams} and {args.symbols}")
         rng = np.random.default_rng(args.seed)
         streams = [(rng.standard_normal(args.symbols) + 1j * rng.standard_normal(args.symbols)) / np.sqrt(2)
                    for _ in range(args.streams)]
+    streams = [normalize_power(np.asarray(x).ravel())[0] for x in streams]  # once, not per repeat
+    lens = [spec.frame_len(b0 - a0) for x in streams for a0, b0 in _spans(x.size, spec.max_payload_symbols)]
+    ends = np.cumsum(np.tile(np.asarray(lens, dtype=np.int64), args.repeat))  # end sample of every frame on air
+    total = int(ends[-1]) if ends.size else 0
     address = args.address or cfg.radio.zmq_address
-    sends, total, n_frames = [], 0, 0
-    for rep in range(args.repeat):
-        for i, x in enumerate(streams):
-            x, _ = normalize_power(np.asarray(x).ravel())
-            sid = (cfg.link.stream_id + rep * len(streams) + i) & 0xFFFF
-            sends.append((x, sid))
-            for a0, b0 in _spans(x.size, spec.max_payload_symbols):
-                total += spec.frame_len(b0 - a0)
-                n_frames += 1
-    tb = tb_mod.ZmqTx(spec, address)
+    tb = tb_mod.ZmqTx(spec, address, max_queued_frames=ZMQ_TX_QUEUE_FRAMES)  # ZmqAddressError: port in use
+    queued, error = 0, None
     tb.start()
     try:
         time.sleep(args.connect_wait)  # let the receiver connect before the first burst
-        for x, sid in sends:
-            tb.send(x, stream_id=sid, codec_id=cfg.model.codec_id)
-        deadline = time.monotonic() + args.timeout
-        while tb.samples_sent() < total and time.monotonic() < deadline:
-            time.sleep(0.02)
-        ok = tb.samples_sent() >= total
+        for rep in range(args.repeat):
+            for i, x in enumerate(streams):
+                sid = (cfg.link.stream_id + rep * len(streams) + i) & 0xFFFF
+                tb.send(x, timeout=args.timeout, stream_id=sid, codec_id=cfg.model.codec_id)  # blocks while full
+                queued += 1
+        if not _wait_progress(tb.samples_sent, total, args.timeout):
+            raise TxQueueFull("stalled")
         time.sleep(args.linger)
+    except TxQueueFull:
+        error = (f"no sample left for {args.timeout:g} s (--timeout) with frames waiting: is 'semcom phy zmq-rx' "
+                 f"running and connected to {address}?")
     finally:
         tb.stop()
         tb.wait()
-    print(json.dumps({"address": address, "streams": len(sends), "frames": n_frames, "samples": tb.samples_sent(),
-                      "expected_samples": total, "ok": ok}), flush=True)
-    return 0 if ok else 1
+    sent = tb.samples_sent()
+    report = {"address": address, "streams": len(streams) * args.repeat, "streams_queued": queued,
+              "frames": int(ends.size), "frames_sent": int(np.searchsorted(ends, sent, side="right")),
+              "samples_sent": sent, "expected_samples": total, "complete": sent >= total, "delivery": DELIVERY_NOTE}
+    print(json.dumps(report), flush=True)
+    if error:
+        print(f"semcom phy zmq-tx: {error} (sent {report['frames_sent']} of {report['frames']} frames)",
+              file=sys.stderr)
+    return 0 if report["complete"] else 1
 
 
 def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
@@ -515,7 +556,42 @@ def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
     return split_chunks(n, chunk)
 
 
+def frame_counter_gaps(counters: Iterable[int], modulo: int = 1 << 16, max_listed: int = 20) -> dict:
+    """Frames lost between received ones, from their header ``frame_counter`` (arrival order).
+
+    The counter runs mod ``modulo`` (16 header bits). A step of +1 is the next frame; +k (below
+    ``modulo / 2``) means k - 1 frames lost in between; 0 a duplicate; a step back (a restarted
+    transmitter counts from 0 again) is a ``restart``, not a loss. Frames lost before the first
+    or after the last received one leave no gap: compare with the transmitter's ``frames_sent``.
+
+    Returns ``{"first", "last", "missing", "gaps", "duplicates", "restarts"}``; ``gaps`` lists
+    ``[counter before, counter after, frames missing]`` for the first ``max_listed`` gaps.
+    """
+    first = last = None
+    missing = duplicates = restarts = 0
+    gaps: list[list[int]] = []
+    for c in counters:
+        c = int(c) % modulo
+        if last is not None:
+            step = (c - last) % modulo
+            if step == 0:
+                duplicates += 1
+            elif step > modulo // 2:
+                restarts += 1
+            elif step > 1:
+                missing += step - 1
+                if len(gaps) < max_listed:
+                    gaps.append([last, c, step - 1])
+        else:
+            first = c
+        last = c
+    return {"first": first, "last": last, "missing": missing, "gaps": gaps, "duplicates": duplicates,
+            "restarts": restarts}
+
+
 def _cmd_zmq_rx(args: argparse.Namespace) -> int:
+    from semcom.stopsignals import StopOnSignals
+
     cfg = config_from_args(args)
     tb_mod = _topblocks()
     spec = cfg.frame
@@ -524,40 +600,55 @@ def _cmd_zmq_rx(args: argparse.Namespace) -> int:
     res = DecodeResult([], [], {}, 0)
     asm = StreamAssembler(spec)
     names = list(HeaderFields().as_dict())
-    seen, last_new, t0 = 0, time.monotonic(), time.monotonic()
-    tb.start()
-    try:
-        while True:
-            frames = tb.collector.frames()
-            for meta, payload in frames[seen:]:
-                h = HeaderFields(**{k: int(meta[k]) for k in names if k in meta})
-                nv = np.asarray(meta.get("noise_var", np.zeros(payload.size)), dtype=np.float32)
-                res.frames.append(dict(h.as_dict(), start=int(meta.get("start", -1)),
-                                       snr_db=float(meta.get("snr_db", np.nan)), cfo=float(meta.get("cfo", np.nan)),
-                                       noise_var_carrier=None))
-                asm.add(h, np.asarray(payload, np.complex64), nv)
-                print(json.dumps({k: res.frames[-1][k] for k in ("frame_counter", "stream_id", "chunk_index",
-                                                                 "chunk_count", "n_payload", "snr_db", "cfo")}),
-                      flush=True)
-                last_new = time.monotonic()
-            seen = len(frames)
-            now = time.monotonic()
-            if (args.frames and seen >= args.frames) or now - last_new > args.timeout or now - t0 > args.max_seconds:
-                break
-            time.sleep(0.02)
-    finally:
-        tb.stop()
-        tb.wait()
-    res.streams = asm.finish()
-    res.seconds = time.monotonic() - t0
-    res.stats = _stats_dict(tb.rx.stats())
-    res.n_samples = int(res.stats.get("samples", 0))
-    if args.out:
-        save_npz(args.out, res)
-    summary = stats_json(res, spec, {"address": address, "channel": None if args.no_channel else cfg.channel.to_dict()})
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({"received": seen, "streams": summary["streams"], "receiver": summary["receiver"]}), flush=True)
+    seen, lost, last_new, t0 = 0, 0, time.monotonic(), time.monotonic()
+    with StopOnSignals() as stop:  # SIGINT / SIGTERM: leave the loop, write what arrived
+        tb.start()
+        try:
+            while not stop.is_set():
+                seen, n_lost, frames = tb.collector.since(seen)
+                lost += n_lost
+                for meta, payload in frames:
+                    h = HeaderFields(**{k: int(meta[k]) for k in names if k in meta})
+                    nv = np.asarray(meta.get("noise_var", np.zeros(payload.size)), dtype=np.float32)
+                    res.frames.append(dict(h.as_dict(), start=int(meta.get("start", -1)),
+                                           snr_db=float(meta.get("snr_db", np.nan)),
+                                           cfo=float(meta.get("cfo", np.nan)), noise_var_carrier=None))
+                    asm.add(h, np.asarray(payload, np.complex64), nv)
+                    print(json.dumps({k: res.frames[-1][k] for k in ("frame_counter", "stream_id", "chunk_index",
+                                                                     "chunk_count", "n_payload", "snr_db", "cfo")}),
+                          flush=True)
+                    last_new = time.monotonic()
+                now = time.monotonic()
+                if ((args.frames and seen >= args.frames) or now - last_new > args.timeout
+                        or now - t0 > args.max_seconds):
+                    break
+                stop.event.wait(0.02)
+        finally:
+            tb.stop()
+            tb.wait()
+        if stop.is_set():
+            print(f"semcom phy zmq-rx: {stop.name}: stopping, writing the {len(res.frames)} frames received",
+                  file=sys.stderr, flush=True)
+        res.streams = asm.finish()
+        res.seconds = time.monotonic() - t0
+        res.stats = _stats_dict(tb.rx.stats())
+        res.n_samples = int(res.stats.get("samples", 0))
+        gaps = frame_counter_gaps(f["frame_counter"] for f in res.frames)
+        link = {"frames_received": seen, "missing_frames": gaps["missing"], "frame_counter": gaps,
+                "incomplete_streams": sum(not st.complete for st in res.streams),
+                "stopped_by": stop.name}
+        if lost:
+            link["frames_not_read"] = lost  # decoded but pushed out of the collector before this loop took them
+        if args.out:
+            save_npz(args.out, res)
+        summary = stats_json(res, spec, {"address": address,
+                                         "channel": None if args.no_channel else cfg.channel.to_dict(), **link})
+        if args.json:
+            Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        print(json.dumps({"received": seen, **link, "streams": summary["streams"], "receiver": summary["receiver"]}),
+              flush=True)
+    if stop.is_set():
+        return stop.exit_status
     return 0 if (not args.frames or seen >= args.frames) else 1
 
 
@@ -617,24 +708,36 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("zmq-tx", help="GNU Radio transmitter pushing IQ over ZMQ (two-process link)",
                        description="Send payload streams through semcom_ofdm_tx into a ZMQ PUSH socket (binds "
                                    "radio.zmq_address, localhost by default). Start 'semcom phy zmq-rx' first or "
-                                   "within --connect-wait seconds.")
+                                   "within --connect-wait seconds. Sending blocks while "
+                                   f"{ZMQ_TX_QUEUE_FRAMES} frames wait (the receiver sets the pace); it gives up "
+                                   "when no sample has left for --timeout seconds. Prints one JSON line: frames and "
+                                   "samples handed to the socket (frames_sent, samples_sent) out of those planned; "
+                                   "whether they arrived is known only at the receiver (its frames_received, "
+                                   "missing_frames). Exit status 0 when every sample was sent, 1 when it gave up, "
+                                   "2 for a usage error (e.g. the port is already in use).")
     p.add_argument("--payload", metavar="X.npy", default=None, help="analog payload [n] or [n_streams, n] "
                                                                      "(default: random unit-power symbols)")
     p.add_argument("--streams", type=int, default=3, help="random streams when no --payload")
     p.add_argument("--symbols", type=int, default=RANDOM_STREAM_SYMBOLS, help="symbols per random stream")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeat", type=int, default=1, help="send the payload this many times (new stream ids)")
+    p.add_argument("--repeat", type=int, default=1, help="send the payload this many times (new stream ids; any "
+                                                          "number: sending waits for the receiver)")
     p.add_argument("--address", default=None, help="ZMQ endpoint to bind (default: radio.zmq_address)")
     p.add_argument("--connect-wait", type=float, default=1.0, help="seconds to wait for the receiver to connect")
     p.add_argument("--linger", type=float, default=1.0, help="seconds to keep the socket open after the last sample")
-    p.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="give up when no sample has left for this many seconds (receiver gone or not connected)")
     add_config_arguments(p)
     p.set_defaults(func=_cmd_zmq_tx)
 
     p = sub.add_parser("zmq-rx", help="GNU Radio receiver pulling IQ over ZMQ, channel applied in between",
                        description="Pull IQ from a ZMQ socket (connects to radio.zmq_address), apply the "
                                    "configured channel (unless --no-channel), decode with semcom_ofdm_rx; print "
-                                   "one JSON line per frame, write payloads (.npz) and statistics (JSON).")
+                                   "one JSON line per frame, write payloads (.npz) and statistics (JSON). The last "
+                                   "line (and the JSON) counts frames_received and missing_frames (gaps in the "
+                                   "header frame counter; frame_counter lists them). SIGINT/SIGTERM stop it: what "
+                                   "arrived is written and the exit status is 130/143. Otherwise 0, or 1 when "
+                                   "fewer than --frames arrived.")
     p.add_argument("--address", default=None, help="ZMQ endpoint to connect to (default: radio.zmq_address)")
     p.add_argument("--frames", type=int, default=0, help="stop after this many frames (0: on --timeout)")
     p.add_argument("--timeout", type=float, default=10.0, help="stop after this many seconds without a new frame")

@@ -49,11 +49,12 @@ class RxMonitor(LoopbackDashboard):
         super().refresh()
         self._locate_images()
 
-    def run(self, worker: Callable[["RxMonitor"], Any], png: str | None = None, hold: float = 0.0) -> Any:
+    def run(self, worker: Callable[["RxMonitor"], Any], png: str | None = None, hold: float = 0.0,
+            stop: threading.Event | None = None) -> Any:
         """As ``LoopbackDashboard.run``; ``image_regions`` is taken again once the screenshot is painted
         (view boxes settle their range when they paint)."""
         return run_window(self._app, self.win, self.refresh, lambda: worker(self), png, hold,
-                          after_png=self._locate_images)
+                          after_png=self._locate_images, stop=stop)
 
     def attach(self, tb) -> None:
         """GNU Radio mode: spectrum tap on the radio source, frame/header taps on ``semcom_ofdm_rx`` (before start)."""
@@ -92,11 +93,16 @@ class RxMonitor(LoopbackDashboard):
 
 
 def run_window(app, win, refresh: Callable[[], None], worker: Callable[[], Any], png: str | None = None,
-               hold: float = 0.0, after_png: Callable[[], None] | None = None) -> Any:
+               hold: float = 0.0, after_png: Callable[[], None] | None = None,
+               stop: threading.Event | None = None) -> Any:
     """Show ``win``, run ``worker()`` in a thread and ``refresh()`` every 40 ms in the Qt thread;
     ``hold`` seconds after the worker ends (negative: when the user closes the window) save a
     screenshot to ``png`` (then call ``after_png()``) and close. Returns the worker's result (its
-    exception is re-raised)."""
+    exception is re-raised).
+
+    ``stop``: once set (e.g. by ``semcom.stopsignals.StopOnSignals`` on SIGINT / SIGTERM, whose
+    handler runs at the next ``refresh``) the window closes as soon as the worker ends, whatever
+    ``hold`` says; the worker is expected to watch the same event and return early."""
     import time
 
     from PyQt5 import QtCore  # noqa: PLC0415
@@ -125,7 +131,7 @@ def run_window(app, win, refresh: Callable[[], None], worker: Callable[[], Any],
                 win.grab().save(png)
                 if after_png is not None:
                     after_png()
-        if hold >= 0 and time.monotonic() - ended[0] >= hold:
+        if (stop is not None and stop.is_set()) or (hold >= 0 and time.monotonic() - ended[0] >= hold):
             timer.stop()  # pyqtgraph's close() deletes the plot items: no refresh after it
             done.stop()
             win.close()
