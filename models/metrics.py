@@ -2,7 +2,9 @@
 
 * :func:`psnr`: per-image PSNR in dB, peak 1.
 * :func:`ssim`: per-image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01,
-  K2 0.03), averaged over RGB channels, valid-window convolution.
+  K2 0.03), averaged over RGB channels, valid-window convolution. Images with a side below 11 px
+  use the largest odd window that fits (sigma scaled by ``size / 11``), so the value stays finite
+  (it is then not comparable with the 11x11 figure of larger images).
 * :func:`ms_ssim`: 5-scale MS-SSIM (Wang et al. 2003 weights) for images whose shorter side is
   at least :data:`MS_SSIM_MIN_SIDE`; smaller images raise ``ValueError`` (use SSIM).
 * :func:`frechet_distance`: between two Gaussian fits of feature sets; with the features of
@@ -40,10 +42,10 @@ def _window(c: int, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return (g[:, None] * g[None, :]).expand(c, 1, size, size).contiguous()  # [C, 1, 11, 11]
 
 
-def _ssim_terms(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image mean SSIM and mean contrast-structure term: two ``[B]`` tensors."""
+def _ssim_terms(x: torch.Tensor, y: torch.Tensor, size: int = 11) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image mean SSIM and mean contrast-structure term (``size`` x ``size`` window): two ``[B]`` tensors."""
     c = x.shape[1]
-    w = _window(c).to(x.device)
+    w = _window(c, size, 1.5 * size / 11).to(x.device)
     conv = lambda v: F.conv2d(v, w, groups=c)  # noqa: E731
     mx, my = conv(x), conv(y)
     sxx = conv(x * x) - mx * mx
@@ -56,11 +58,16 @@ def _ssim_terms(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.T
 
 
 def ssim(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM of ``x`` (clamped to [0, 1]) against ``ref``: float ``[B]``. Needs H, W >= 11."""
+    """Per-image SSIM of ``x`` (clamped to [0, 1]) against ``ref``: float ``[B]``, finite for any size.
+
+    The window is 11x11 (sigma 1.5); a side below 11 px shrinks it to the largest odd size that fits
+    (9x9 for a 9x9 image, sigma scaled alike; 1x1 compares single pixels)."""
     _check(x, ref, "ssim")
-    if min(x.shape[-2:]) < 11:
-        raise ValueError(f"ssim: images must be at least 11x11, got {tuple(x.shape[-2:])}")
-    return _ssim_terms(x.clamp(0, 1).float(), ref.float())[0]
+    side = min(x.shape[-2:])
+    if side < 1:
+        raise ValueError(f"ssim: empty images {tuple(x.shape[-2:])}")
+    size = 11 if side >= 11 else side - (1 - side % 2)  # largest odd window <= side
+    return _ssim_terms(x.clamp(0, 1).float(), ref.float(), size)[0]
 
 
 def ms_ssim(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

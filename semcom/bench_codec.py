@@ -3,8 +3,8 @@
 Per image size and decoder: the image is encoded once, sent through AWGN at ``--snr``, and the
 received symbols are decoded ``--repeats`` times (after 3 untimed warm-up runs) with batch 1,
 as a live receiver decodes one image at a time. Reported: median / 10th / 90th percentile
-milliseconds, network evaluations (the JSCC decoder pass counts as one) and, where the issue sets
-one, the target and the ratio ``target / measured`` (>= 1 means met). The thread count is that
+milliseconds, network evaluations (the JSCC decoder pass counts as one) and, where a target is
+set (``TARGETS_MS``), the target and the ratio ``target / measured`` (>= 1 means met). The thread count is that
 of torch (``--threads``, default: all cores).
 
 Target: the 1-evaluation consistency decoder, 32x32, <= 10 ms. A consistency decoder may carry
@@ -105,7 +105,7 @@ def format_table(rows: list[dict[str, Any]], threads: int) -> str:
 
 
 def add_codec_parser(sub) -> None:
-    p = sub.add_parser("codec", help="decode latency of each semantic decoder at batch 1 (issue 3 target)",
+    p = sub.add_parser("codec", help="decode latency of each semantic decoder at batch 1 (against the latency target)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ratio", default="1/24", help="bandwidth ratio of the shipped checkpoints (default 1/24)")
     p.add_argument("--jscc", default="", help="JSCC checkpoint (default: the shipped one for --ratio)")

@@ -36,7 +36,7 @@ Channels (``--channel``, ``channel`` field) and engines (``engine`` field):
   ``subset: true`` are only that check; the table, plot and targets use the full runs.
 
 Metrics per row (means over the images): ``psnr`` (uint8, peak 255, capped at 100 dB), ``ssim``
-(sides >= 11 px), ``ms_ssim`` (sides >= 176 px), ``accuracy`` of the shipped CIFAR-10 classifier
+(any size; below 11 px a smaller window), ``ms_ssim`` (sides >= 176 px), ``accuracy`` of the shipped CIFAR-10 classifier
 on the reconstructions (``--classifier``; only for CIFAR-10 data, whose labels come with the npz;
 None for an image folder), ``decoded_frac`` (baseline: images not shown as the fallback),
 ``frames_ok_frac`` and ``snr_est_db`` (OFDM channels).
@@ -47,9 +47,6 @@ much) and whether that holds at every SNR <= 15 dB; and per curve a **cliff**: b
 SNR points of the sweep the PSNR drops by more than ``--cliff-db`` (default 5 dB) and faster than
 1 dB per dB of SNR (the second condition keeps a coarse grid from making a cliff of a smooth curve;
 on the 4 dB grid of the README runs a cliff is a drop of more than 5 dB between neighbours).
-
-Hook into the CLI: ``bench_compare.add_compare_parser(subparsers)`` adds ``compare`` with
-``func=run_compare``.
 """
 
 from __future__ import annotations
@@ -308,7 +305,7 @@ class Scorer:
             b = _to_tensor([self.refs[idx[j]] for j in batch])
             side = min(a.shape[-2:])
             with torch.no_grad():
-                ss = ssim(a, b).tolist() if side >= 11 else None
+                ss = ssim(a, b).tolist()  # any size: the window shrinks below 11 px
                 ms = ms_ssim(a, b).tolist() if side >= MS_SSIM_MIN_SIDE else None
                 pred = (self.classifier(a).argmax(1).numpy() if self.classifier is not None and self.labels is not None
                         else None)

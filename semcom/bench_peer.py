@@ -13,7 +13,7 @@ the shipped architecture (``--preset``; the rate-adaptive preset run at a single
 its training machinery's collapse guard; the reference gets the same guard so that neither
 loses its run to a spike. Printed: parameters, images/s, epochs and PSNR at AWGN 10 dB (and
 0 / 20 dB) on the first ``--eval-images`` CIFAR-10 test images, side by side, with the
-difference. Target (natural-image codec issue): semcom at least 1 dB ahead at 1/6.
+difference. Target: semcom at least 1 dB ahead at 1/6.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PHY benchmarks (issue 2, section 7): printed tables and a JSON file, not timed tests.
+"""PHY benchmarks: printed tables and a JSON file, not timed tests.
 
 ``semcom bench phy [--quick] [--json out.json]`` measures
 

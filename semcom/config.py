@@ -11,13 +11,21 @@ the file and the field, e.g. ``hw_configs/x.yaml: channel.snr_db: must be a numb
     link:     LinkConfig           streaming receiver chunking and stream time-outs
 
 Every section is optional; a missing one takes its defaults (there is no second copy of a
-default anywhere else: the dataclasses below and ``FrameSpec``/``ChannelConfig`` hold them).
+default anywhere else: the dataclasses below and ``FrameSpec``/``ChannelConfig`` hold them; the one
+exception is ``channel.snr_db``, ``DEFAULT_SNR_DB`` = 10 dB here, where the bare simulator's
+``ChannelConfig`` means no noise: ``snr_db: null`` asks for that). ``hw_configs/loopback.yaml``
+writes every default out.
 
 Command-line overrides ``section.key=value`` (value parsed as a YAML scalar or flow
 sequence, so ``5`` is an int, ``5.0`` a float, ``[1, 2]`` a list, ``null`` None) are applied on
 top of the file before validation::
 
     cfg = load_config("hw_configs/loopback.yaml", ["channel.snr_db=5", "frame.fft_len=128"])
+
+An error caused by an override names ``--set`` and the key (``--set: channel.snr_db: must be a
+number, got 'loud'``), not the file. An override that raises the TX safety cap
+``radio.tx_gain_max_db`` above the file's (or lifts it with ``null``) is refused unless
+``allow_high_tx_gain`` (``--allow-high-tx-gain``) is given, and is then printed on stderr.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -37,12 +46,14 @@ from semcom.blocks.phy.frame import FrameSpec, FrameSpecError
 # Symbols per random test stream (demos, campaigns, tx/zmq-tx): one full frame of the default
 # frame description, derived here so there is no second copy of that default.
 RANDOM_STREAM_SYMBOLS: int = FrameSpec().max_payload_symbols
+# channel.snr_db when a config does not give it (Es/N0 in dB; ``null`` in a file = no noise).
+DEFAULT_SNR_DB: float = 10.0
 
 __all__ = ["Config", "ConfigError", "RadioConfig", "ModelConfig", "LinkConfig", "load_config",
            "config_from_dict", "parse_override", "apply_overrides", "SECTIONS", "yaml_load",
            "add_config_arguments", "config_from_args", "with_model", "model_from_args", "MODEL_FLAGS",
            "add_knob_arguments",
-           "NFE_MAX"]
+           "NFE_MAX", "DEFAULT_SNR_DB"]
 
 SECTIONS = ("frame", "channel", "radio", "model", "link")
 
@@ -307,6 +318,7 @@ def _channel_from_dict(d: Any, frame: FrameSpec | None = None, radio: "RadioConf
     if d is not None and not isinstance(d, dict):
         raise ConfigError("channel", f"must be a mapping of keys to values, got {type(d).__name__}")
     d = dict(d or {})
+    d.setdefault("snr_db", DEFAULT_SNR_DB)  # a missing field is the documented 10 dB, not "no noise"
     for key, owner, value in (("fft_len", "frame.fft_len", frame.fft_len if frame else None),
                               ("sample_rate", "radio.sample_rate", radio.sample_rate if radio else None)):
         if value is None:
@@ -458,11 +470,54 @@ def apply_overrides(d: dict | None, overrides: Sequence[str] | None) -> dict:
 
 
 # ---------------------------------------------------------------------- files
-def load_config(path: str | Path | None = None, overrides: Sequence[str] | None = None) -> Config:
+def _blame(field_name: str, labelled: Sequence[tuple[str, str]]) -> str | None:
+    """The label of the last override whose key is ``field_name`` (or holds it / lies inside it)."""
+    if not field_name:
+        return None
+    for text, label in reversed(labelled):
+        key = text.partition("=")[0].strip()
+        if key == field_name or key.startswith(field_name + ".") or field_name.startswith(key + "."):
+            return label
+    return None
+
+
+_NOTED: set[str] = set()
+
+
+def _check_tx_cap(file_raw: dict, source: str | None, cfg: Config, labelled: Sequence[tuple[str, str]],
+                  allow: bool) -> None:
+    """Refuse (or, with ``allow``, print once on stderr) overrides raising the file's ``radio.tx_gain_max_db``."""
+    radio = file_raw.get("radio")
+    cap = radio.get("tx_gain_max_db") if isinstance(radio, dict) else None
+    if isinstance(cap, bool) or not isinstance(cap, (int, float)):
+        return  # no cap in the file (the device maximum): an override can only lower it
+    new = cfg.radio.tx_gain_max_db
+    if new is not None and new <= cap:
+        return
+    label = _blame("radio.tx_gain_max_db", labelled) or "--set"
+    to = "the device maximum (null)" if new is None else f"{new:g} dB"
+    what = f"raises the TX safety cap of {source} from {cap:g} dB to {to}"
+    if not allow:
+        raise ConfigError("radio.tx_gain_max_db", f"{what}; add --allow-high-tx-gain to confirm", label)
+    note = f"semcom: --allow-high-tx-gain: {label} radio.tx_gain_max_db {what}"
+    if note not in _NOTED:
+        _NOTED.add(note)
+        print(note, file=sys.stderr, flush=True)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] | None = None, *,
+                allow_high_tx_gain: bool = False, option_overrides: Sequence[str] = (),
+                override_source: str = "--set") -> Config:
     """Read and validate a YAML config; ``path=None`` gives the defaults (plus overrides).
 
+    ``overrides`` (``section.key=value``, the ``--set`` of the command line) then
+    ``option_overrides`` (the same, derived from other command-line options such as ``--snr``)
+    are applied on top of the file. ``allow_high_tx_gain``: accept overrides that raise the file's
+    TX safety cap ``radio.tx_gain_max_db`` (printed on stderr); without it they are an error.
+
     Raises ``ConfigError`` (a ``ValueError``) naming the file for a missing/unreadable file, a
-    YAML syntax error, and (with the field) for every invalid entry.
+    YAML syntax error, and (with the field) for every invalid entry; an entry made invalid by an
+    override names ``override_source`` (``--set``) instead of the file, or "command-line option".
     """
     source = None if path is None else str(path)
     raw: Any = {}
@@ -485,11 +540,21 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | None 
         if not isinstance(raw, dict):
             raise ConfigError("", f"top level must be a mapping with sections {', '.join(SECTIONS)}; "
                                   f"got {type(raw).__name__}", source)
+    labelled = ([(o, override_source) for o in overrides or ()]
+                + [(o, "command-line option") for o in option_overrides or ()])
+    merged = raw
+    for text, label in labelled:
+        try:
+            merged = apply_overrides(merged, [text])
+        except ConfigError as e:
+            raise e.with_source(label) from None
     try:
-        raw = apply_overrides(raw, overrides)
+        cfg = Config.from_dict(merged, source)
     except ConfigError as e:
-        raise e.with_source(source) from None
-    return Config.from_dict(raw, source)
+        raise e.with_source(_blame(e.field, labelled) or source) from None
+    if labelled:
+        _check_tx_cap(raw, source, cfg, labelled, allow_high_tx_gain)
+    return cfg
 
 
 # ---------------------------------------------------------------------- command-line helpers
@@ -500,11 +565,18 @@ def add_config_arguments(parser) -> None:
     parser.add_argument("--set", dest="overrides", metavar="SECTION.KEY=VALUE", action="append", default=[],
                         help="override one config entry, e.g. --set channel.snr_db=5 --set frame.fft_len=128 "
                              "(value parsed as YAML; repeatable)")
+    parser.add_argument("--allow-high-tx-gain", action="store_true",
+                        help="let --set raise the TX safety cap radio.tx_gain_max_db of the config file "
+                             "(refused without this flag; printed when used)")
 
 
 def config_from_args(args, extra_overrides: Sequence[str] = ()) -> Config:
-    """The validated config named by ``args.config`` with ``args.overrides`` (then ``extra_overrides``)."""
-    return load_config(getattr(args, "config", None), list(getattr(args, "overrides", None) or []) + list(extra_overrides))
+    """The validated config named by ``args.config`` with ``args.overrides`` (``--set``), then
+    ``extra_overrides`` (derived from the command's other options); ``args.allow_high_tx_gain``
+    lets ``--set`` raise the TX safety cap (see ``load_config``)."""
+    return load_config(getattr(args, "config", None), list(getattr(args, "overrides", None) or []),
+                       option_overrides=list(extra_overrides),
+                       allow_high_tx_gain=bool(getattr(args, "allow_high_tx_gain", False)))
 
 
 # ---------------------------------------------------------------------- the model section from flags

@@ -93,8 +93,8 @@ def test_cfo_only_phase_slope_matches_numpy():
 
 
 @pytest.mark.parametrize("cfg", [
-    {"profile": "outdoor", "timing_offset": 13.3},  # C++ delay + fir_filter_ccc
-    {"profile": "indoor", "timing_offset": 3},
+    {"profile": "outdoor", "fading": "none", "timing_offset": 13.3},  # C++ delay + fir_filter_ccc
+    {"profile": "indoor", "fading": "none", "timing_offset": 3},
     {"profile": "outdoor", "fading": "rayleigh", "block_len": 500, "timing_offset": 5.5, "seed": 3},  # Python
 ])
 def test_multipath_and_timing_equal_numpy(cfg):

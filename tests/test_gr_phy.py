@@ -183,7 +183,7 @@ def test_rx_matches_numpy_streaming_receiver(fft_len, profile, cfo):
 
     spec = FrameSpec(fft_len=fft_len, max_payload_symbols=900)
     sent, iq = _impaired_stream(spec, (300, 2000, 5), dict(snr_db=30.0, cfo=cfo, timing_offset=137.4,
-                                                          profile=profile, seed=fft_len))
+                                                          profile=profile, fading="none", seed=fft_len))
     ref, _ = receive(iq, spec)
     assert len(ref) == len(sent)
     got, rx, stats = _gr_rx(spec, iq, len(ref), stats_interval=0.0)

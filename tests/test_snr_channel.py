@@ -122,14 +122,14 @@ def test_profile_unit_power_and_delay_spread(name, rate, rms_ns):
     documented = rms_delay_spread(delays, 10 ** (np.asarray(powers_db) / 10))
     assert documented * 1e9 == pytest.approx(rms_ns, abs=1.0)
     # At these rates every path falls on a sample: the taps are the profile itself.
-    h = ChannelSimulator({"profile": name, "sample_rate": rate}).last_taps
+    h = ChannelSimulator({"profile": name, "fading": "none", "sample_rate": rate}).last_taps
     p = np.abs(h) ** 2
     assert p.sum() == pytest.approx(1.0, abs=1e-12)
     assert rms_delay_spread(np.arange(h.size) / rate, p) == pytest.approx(documented, rel=1e-9)
 
 
 def test_outdoor_delay_spread_fits_cp_at_2msps():
-    h = ChannelSimulator({"profile": "outdoor", "sample_rate": 2e6}).last_taps
+    h = ChannelSimulator({"profile": "outdoor", "fading": "none", "sample_rate": 2e6}).last_taps
     assert h.size <= 16 + 1
     assert np.sum(np.abs(h) ** 2) == pytest.approx(1.0)
 

@@ -37,8 +37,10 @@ Conventions (units)
 
   Path powers are normalised to unit total *average* power, so ``snr_db`` is the average
   received Es/N0.
-* ``fading``: ``none`` (static taps, path amplitudes ``sqrt(power)`` with zero phase, the tap
-  vector normalised to unit energy), ``rayleigh`` (every path gain ``CN(0, power)``) or
+* ``fading``: ``auto`` (the default: ``rayleigh`` for the ``indoor`` and ``outdoor`` profiles, which
+  the ITU tables define as Rayleigh-fading paths, ``none`` for ``flat`` and ``custom``; so a profile
+  name means the same channel in the config, the CLI and the benchmarks), ``none`` (static taps,
+  path amplitudes ``sqrt(power)`` with zero phase, the tap vector normalised to unit energy), ``rayleigh`` (every path gain ``CN(0, power)``) or
   ``rician`` (the first path has a fixed line-of-sight part of phase 0 and K-factor
   ``k_factor_db``; the others are Rayleigh). Block fading: a new independent realisation every
   ``block_len`` samples (0 = one realisation for the whole stream). Blocks are counted on the
@@ -80,7 +82,7 @@ import numpy as np
 from .snr import complex_awgn, noise_variance
 
 __all__ = ["ChannelConfig", "ChannelConfigError", "ChannelSimulator", "simulate", "PROFILES", "PROFILE_NAMES",
-           "FADINGS", "interp_kernel", "rms_delay_spread"]
+           "FADINGS", "FADING_AUTO", "interp_kernel", "rms_delay_spread"]
 
 # Tapped delay lines: (delays in seconds, powers in dB), ITU-R M.1225 tables.
 PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -90,6 +92,7 @@ PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 PROFILE_NAMES = ("flat", "indoor", "outdoor", "custom")
 FADINGS = ("none", "rayleigh", "rician")
+FADING_AUTO = {"flat": "none", "indoor": "rayleigh", "outdoor": "rayleigh", "custom": "none"}  # fading "auto"
 FIR_HALF, FIR_BETA = 4, 3.0  # fractional-delay kernel of the multipath FIR: half-length (samples), Kaiser beta
 RESAMPLER_HALF, RESAMPLER_BETA = 8, 6.0  # SRO interpolation kernel
 _MAX_TAPS = 4096  # longest FIR the simulator accepts (delay spread + kernel), in samples
@@ -190,7 +193,8 @@ class ChannelConfig:
     profile : {"flat", "indoor", "outdoor", "custom"}
     delays, powers_db : tuple of float or None
         Path delays (seconds, >= 0) and powers (dB) of the ``custom`` profile; None otherwise.
-    fading : {"none", "rayleigh", "rician"}
+    fading : {"auto", "none", "rayleigh", "rician"}
+        ``auto`` (default) is resolved from the profile (``FADING_AUTO``: rayleigh for indoor/outdoor).
     k_factor_db : float
         Rician K-factor of the first path in dB (-30..40).
     block_len : int
@@ -211,7 +215,7 @@ class ChannelConfig:
     profile: str = "flat"
     delays: tuple[float, ...] | None = None
     powers_db: tuple[float, ...] | None = None
-    fading: str = "none"
+    fading: str = "auto"
     k_factor_db: float = 10.0
     block_len: int = 0
     sample_rate: float = 2e6
@@ -230,7 +234,9 @@ class ChannelConfig:
         _set("sample_rate", _num("sample_rate", self.sample_rate, lo=1.0, hi=1e11))
         _set("phase_noise", _num("phase_noise", self.phase_noise, lo=0.0, hi=self.sample_rate / 10))
         _set("profile", _choice("profile", self.profile, PROFILE_NAMES))
-        _set("fading", _choice("fading", self.fading, FADINGS))
+        _set("fading", _choice("fading", self.fading, ("auto",) + FADINGS))
+        if self.fading == "auto":
+            _set("fading", FADING_AUTO[self.profile])
         _set("k_factor_db", _num("k_factor_db", self.k_factor_db, lo=-30.0, hi=40.0))
         _set("block_len", _int("block_len", self.block_len, lo=0, hi=1 << 40))
         _set("seed", _int("seed", self.seed, lo=0, hi=(1 << 63) - 1, allow_none=True))

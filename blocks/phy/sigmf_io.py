@@ -5,8 +5,8 @@ endian) and a ``<base>.sigmf-meta`` JSON file holding
 
 * ``global``: ``core:datatype``, ``core:sample_rate``, ``core:version``, ``core:hw`` (free
   text), ``core:description``, ``core:extensions`` (declares the ``semcom`` namespace),
-  ``core:sha512`` and ``semcom:frame_spec`` (``FrameSpec.to_dict()``) so a receiver can use the
-  exact frame description of the transmitter;
+  ``core:sha512``, ``semcom:sample_count`` (samples in the data file) and ``semcom:frame_spec``
+  (``FrameSpec.to_dict()``) so a receiver can use the exact frame description of the transmitter;
 * ``captures``: one capture at sample 0 (with ``core:frequency`` when a centre frequency is given);
 * ``annotations``: one per frame, ``core:sample_start`` / ``core:sample_count`` of the burst plus
   ``core:label`` and ``semcom:header`` (the header fields), ``semcom:papr_db`` ...
@@ -16,8 +16,11 @@ Readable inputs (``open_recording`` / ``read_recording``): a SigMF pair given by
 1/32768, like the ``sigmf`` package's autoscale) or ``ci8`` (1/128) samples, and raw files
 ``.cf32``/``.fc32``/``.bin``/``.raw`` (complex64 little endian) or ``.ci16``/``.sc16``
 (interleaved int16), whose sample rate must be passed in. Problems (missing file, unknown
-datatype, a truncated data file, metadata that is not SigMF) raise ``RecordingError``, a
-``ValueError`` whose message names the file.
+datatype, a data file cut inside a sample, metadata that is not SigMF) raise ``RecordingError``,
+a ``ValueError`` whose message names the file. A SigMF data file whose length differs from its
+metadata (``semcom:sample_count``, or annotations reaching past its end) or whose ``core:sha512``
+does not match gives a ``RecordingWarning`` naming the file and the expected and actual lengths;
+the samples that are there are still read.
 
 Long recordings are read lazily (``numpy.memmap``): ``Recording.chunks(n)`` yields complex64
 blocks so a receiver can run in bounded memory.
@@ -36,7 +39,7 @@ import numpy as np
 
 from .frame import FrameSpec, FrameSpecError
 
-__all__ = ["Recording", "RecordingError", "write_recording", "read_recording", "open_recording",
+__all__ = ["Recording", "RecordingError", "RecordingWarning", "write_recording", "read_recording", "open_recording",
            "sigmf_paths", "jsonable", "RAW_EXTENSIONS", "FRAME_SPEC_KEY", "SIGMF_VERSION"]
 
 SIGMF_VERSION = "1.2.0"  # SigMF specification version written to core:version
@@ -50,6 +53,10 @@ RAW_EXTENSIONS = {".cf32": "cf32_le", ".fc32": "cf32_le", ".bin": "cf32_le", ".r
 
 class RecordingError(ValueError):
     """A recording that cannot be read or written; the message names the file."""
+
+
+class RecordingWarning(UserWarning):
+    """A recording that opens but does not match its metadata (truncated, changed); names the file."""
 
 
 def sigmf_paths(path: str | Path) -> tuple[Path, Path]:
@@ -150,6 +157,7 @@ def _write_meta(meta_path: Path, data_path: Path, n: int, sample_rate: float, ce
         glob[FRAME_SPEC_KEY] = frame_spec.to_dict()
     for k, v in (extra_global or {}).items():
         glob[k if ":" in k else f"semcom:{k}"] = jsonable(v)
+    glob["semcom:sample_count"] = int(n)  # this file's own length (a copied global must not carry another's)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         sf = sigmf_file_cls(data_file=str(data_path), global_info=glob)
@@ -308,7 +316,39 @@ def open_recording(path: str | Path, sample_rate: float | None = None, datatype:
             spec = FrameSpec.from_dict(g[FRAME_SPEC_KEY])
         except (FrameSpecError, TypeError, ValueError) as e:
             raise RecordingError(f"{meta_path}: invalid {FRAME_SPEC_KEY}: {e}") from None
-    return Recording(data_path, dt, _data_size(data_path, dt, offset), sr, meta, spec, meta_path, offset)
+    n = _data_size(data_path, dt, offset)
+    _check_against_meta(meta_path, data_path, meta, n)
+    return Recording(data_path, dt, n, sr, meta, spec, meta_path, offset)
+
+
+def _check_against_meta(meta_path: Path, data_path: Path, meta: dict, n: int) -> None:
+    """Warn (``RecordingWarning``) when the data file's ``n`` samples or its SHA-512 disagree with the metadata."""
+    import hashlib
+
+    g = meta["global"]
+    expected = g.get("semcom:sample_count")
+    ends = [int(a.get("core:sample_start", 0)) + int(a.get("core:sample_count", 0) or 0)
+            for a in meta.get("annotations") or [] if isinstance(a, dict)]
+    if isinstance(expected, int) and not isinstance(expected, bool) and expected != n:
+        warnings.warn(f"{data_path}: holds {n} samples, its metadata {meta_path.name} says {expected} "
+                      f"(semcom:sample_count): the data file is {'truncated' if n < expected else 'longer'}; "
+                      f"only the {n} samples there are read", RecordingWarning, stacklevel=3)
+        return
+    if ends and max(ends) > n:
+        warnings.warn(f"{data_path}: holds {n} samples, but the annotations of {meta_path.name} reach sample "
+                      f"{max(ends)}: the data file is truncated; only the {n} samples there are read",
+                      RecordingWarning, stacklevel=3)
+        return
+    want = g.get("core:sha512")
+    if isinstance(want, str) and want:
+        h = hashlib.sha512()
+        with open(data_path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        if h.hexdigest() != want.lower():
+            warnings.warn(f"{data_path}: SHA-512 does not match core:sha512 of {meta_path.name} ({n} samples): "
+                          f"the data file was changed or replaced after it was recorded", RecordingWarning,
+                          stacklevel=3)
 
 
 def _validate_meta(meta_path: Path, meta: dict) -> None:

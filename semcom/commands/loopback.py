@@ -58,24 +58,83 @@ def random_streams(n_streams: int, n_symbols: int, seed: int) -> list[np.ndarray
 
 
 def run_numpy_loopback(cfg: Config, streams: list[np.ndarray]) -> dict[str, Any]:
-    """Numpy chain: ``transmit_streams`` -> ``ChannelSimulator`` -> ``StreamingReceiver``.
+    """Numpy chain, streamed: ``FrameTransmitter`` -> ``ChannelSimulator`` -> ``StreamingReceiver``.
 
-    Returns ``{"sent": [(header, payload)], "received": [(frame record, payload)], "stats": ...,
+    Frames are modulated one at a time and pushed through the channel and the receiver (in
+    blocks of ``link.rx_chunk_samples``) as they are made, so memory stays at a few frames
+    whatever their number. Every stage is chunking-invariant, so the samples and the frames
+    received are those of one pass over the whole waveform (``transmit_streams`` laid end to end,
+    ``simulate``, ``decode_chunks``). Received payloads are compared with the sent ones on arrival
+    (``payload_snr_db`` in their record) and not kept.
+
+    Returns ``{"sent": [(header, None)], "received": [(frame record, None)], "stats": ...,
     "streams": [...], "seconds": ...}`` for ``summarize``.
     """
-    from semcom.blocks.phy.channel import simulate
-    from semcom.commands.phy import decode_chunks, transmit_streams
+    from semcom.blocks.phy.channel import ChannelSimulator
+    from semcom.blocks.phy.tx import FrameTransmitter, normalize_power
+    from semcom.commands.phy import PhyCliError, decode_chunks
 
+    spec = cfg.frame
     t0 = time.perf_counter()
-    tx = transmit_streams(cfg.frame, streams, first_stream_id=cfg.link.stream_id, codec_id=cfg.model.codec_id)
-    y = simulate(np.concatenate([tx.iq, np.zeros(cfg.frame.symbol_len * 4, np.complex64)]), cfg.channel)
-    chunk = cfg.link.rx_chunk_samples
-    res = decode_chunks((y[a:a + chunk] for a in range(0, y.size, chunk)), cfg.frame, keep_payloads=True)
-    return {"engine": "numpy", "sent": list(zip(tx.headers, tx.payloads)),
-            "received": list(zip(res.frames, res.payloads)), "stats": res.stats,
+    tx = FrameTransmitter(spec)
+    sim = ChannelSimulator(cfg.channel)
+    sent: list = []
+    papr: list[float] = []
+    truth: dict[int, tuple[np.ndarray, float]] = {}  # stream id -> (stream as given, normalisation)
+    n_out = [0]
+
+    def waveform():
+        yield np.zeros(spec.guard_len, np.complex64)  # transmit_streams' lead-in
+        for i, payload in enumerate(streams):
+            sid = (cfg.link.stream_id + i) & 0xFFFF
+            x = np.asarray(payload).ravel()
+            if not np.all(np.isfinite(x)):
+                raise PhyCliError(f"stream {i}: payload contains NaN or Inf")
+            x, scale = normalize_power(x)
+            truth[sid] = (payload, scale)
+            for part, kw in tx.stream_chunks(x, kind="analog", stream_id=sid, codec_id=cfg.model.codec_id):
+                f = tx.modulate_frame(part, **kw)
+                sent.append((f.header, None))
+                papr.append(float(f.papr_db))
+                yield f.iq
+            del x
+        yield np.zeros(spec.symbol_len * 4, np.complex64)
+
+    def blocks():  # channel output cut into receiver blocks of exactly rx_chunk_samples
+        chunk, buf, have = cfg.link.rx_chunk_samples, [], 0
+        for y in _through(sim, waveform()):
+            n_out[0] += y.size
+            buf.append(y)
+            have += y.size
+            while have >= chunk:
+                cat = np.concatenate(buf)
+                yield cat[:chunk]
+                buf, have = [cat[chunk:]], have - chunk
+        if have:
+            yield np.concatenate(buf)
+
+    def on_frame(rec: dict, fr) -> None:
+        t = truth.get(rec["stream_id"])
+        if t is None:
+            return
+        a = rec["chunk_index"] * spec.max_payload_symbols
+        ref = np.asarray(t[0]).ravel()[a:a + np.size(fr.payload)]
+        if ref.size and ref.size == np.size(fr.payload):
+            ref = (ref.astype(np.complex64) * t[1]).astype(np.complex64)  # normalize_power's values
+            rec["payload_snr_db"] = measured_snr_db(ref, np.asarray(fr.payload, np.complex64))
+
+    res = decode_chunks(blocks(), spec, on_frame=on_frame)
+    return {"engine": "numpy", "sent": sent, "received": [(r, None) for r in res.frames], "stats": res.stats,
             "streams": [{"stream_id": s.stream_id, "complete": s.complete, "missing": list(s.missing)}
                         for s in res.streams],
-            "n_samples": int(y.size), "seconds": time.perf_counter() - t0, "papr_db": tx.papr_db}
+            "n_samples": n_out[0], "seconds": time.perf_counter() - t0, "papr_db": papr}
+
+
+def _through(sim, pieces):
+    """``sim.apply`` over ``pieces``, then ``sim.flush()``: ``simulate`` of their concatenation, piece by piece."""
+    for p in pieces:
+        yield sim.apply(p)
+    yield sim.flush()
 
 
 def _engine(requested: str) -> str:
@@ -162,7 +221,9 @@ def summarize(cfg: Config, run: dict[str, Any]) -> dict[str, Any]:
         matched += 1
         snr_est.append(rec["snr_db"])
         cfo_est.append(rec["cfo"])
-        if payload is not None and payload.size == s[1].size and s[1].size:
+        if "payload_snr_db" in rec:  # measured on arrival (numpy engine: payloads are not kept)
+            snr_pay.append(rec["payload_snr_db"])
+        elif payload is not None and payload.size == s[1].size and s[1].size:
             snr_pay.append(measured_snr_db(s[1], payload))
     ch = cfg.channel
 
@@ -222,12 +283,11 @@ def print_summary(r: dict[str, Any]) -> None:
 
 
 def _channel_overrides(args: argparse.Namespace) -> list[str]:
-    snr = args.snr if args.snr is not None else (10.0 if args.config is None else None)
-    extra = [f"channel.snr_db={snr!r}"] if snr is not None else []
+    """``--snr``/``--channel``/``--fading``/``--cfo`` as config overrides (a flag not given keeps the config:
+    ``--channel indoor`` is ``--set channel.profile=indoor``, Rayleigh unless the config's fading says otherwise)."""
+    extra = [f"channel.snr_db={args.snr!r}"] if args.snr is not None else []
     if args.channel is not None:
         extra.append(f"channel.profile={args.channel}")
-        if args.channel != "flat" and args.fading is None:
-            extra.append("channel.fading=rayleigh")
     if args.fading is not None:
         extra.append(f"channel.fading={args.fading}")
     if args.cfo is not None:
@@ -281,6 +341,10 @@ def _run_images(args: argparse.Namespace) -> int:
 
     if args.streams is not None or args.symbols is not None or args.strict:
         raise ValueError("--streams/--symbols/--strict belong to the PHY demo: add --phy")
+    if args.gui:
+        from semcom.loopback_gui import check_display
+
+        check_display()  # one line now, not a Qt abort after the models are loaded
     cfg = model_from_args(config_from_args(args, _channel_overrides(args)), args)
     switch = demo_ratio(cfg, args)
     if switch is not None:
@@ -351,9 +415,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snr", type=_finite_db, default=None,
                         help="Es/N0 per payload symbol in dB (default: channel.snr_db of --config, else 10)")
     parser.add_argument("--channel", choices=("flat", "indoor", "outdoor"), default=None,
-                        help="multipath profile (default: channel.profile of the config); indoor/outdoor use "
-                             "Rayleigh fading unless --fading says otherwise")
-    parser.add_argument("--fading", choices=("none", "rayleigh", "rician"), default=None)
+                        help="multipath profile, same as --set channel.profile=NAME (default: channel.profile of "
+                             "the config, else flat); indoor/outdoor fade (Rayleigh) unless --fading or "
+                             "channel.fading says otherwise")
+    parser.add_argument("--fading", choices=("auto", "none", "rayleigh", "rician"), default=None,
+                        help="fading of the profile's paths (default: channel.fading of the config, else auto: "
+                             "rayleigh for indoor/outdoor, none for flat)")
     parser.add_argument("--cfo", type=float, default=None, help="carrier frequency offset in subcarrier spacings")
     img = parser.add_argument_group("image demo (default)")
     img.add_argument("--image", action="append", metavar="PATH",
@@ -375,7 +442,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     img.add_argument("--timeout", type=float, default=180.0, help="give up waiting for decoded images after this")
     img.add_argument("--gui", action="store_true",
                      help="live pyqtgraph dashboard (spectrum, constellation, SNR/PSNR history, original | "
-                          "reconstruction); images go out every 0.5 s; with --out also DIR/dashboard.png")
+                          "reconstruction); images go out every 0.5 s; with --out also DIR/dashboard.png. "
+                          "Needs a display: without one use xvfb-run or QT_QPA_PLATFORM=offscreen. "
+                          "SIGINT/SIGTERM stop it and write the report (exit status 130/143)")
     img.add_argument("--gui-hold", type=float, default=-1.0, metavar="S",
                      help="close the dashboard S seconds after the last image (default: when the window is closed)")
     img.add_argument("--bench", action="store_true",

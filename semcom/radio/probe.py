@@ -2,14 +2,18 @@
 (``uhd.find("")``; ``uhd.find_devices`` is broken in GNU Radio 3.10.5).
 
 Discovery can block (network scans, a wedged USB device), so ``probe(timeout)`` runs the scan
-in a child process (``python -m semcom.radio.probe --json``) and kills it after ``timeout``
-seconds: it always returns within about that time. Each backend's failure (library missing,
-Avahi not running, ...) is reported next to the devices, never raised.
+in a child process, the IIO/UHD probe helper ``python -m semcom.radio.probe --json``, and kills it
+after ``timeout`` seconds: it always returns within about that time. Each backend's failure
+(library missing, Avahi not running, ...) is reported next to the devices, never raised; so is a
+helper that cannot be started (``OSError``: e.g. ``Text file busy`` while the interpreter is being
+rewritten) or that crashes, with what failed and why.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -36,10 +40,12 @@ def scan_uhd() -> tuple[list[dict], str | None]:
         from gnuradio import uhd  # noqa: PLC0415
     except ImportError as e:
         return [], f"gr-uhd missing ({e})"
+    except Exception as e:  # noqa: BLE001 (OSError from loading libuhd, ...)
+        return [], f"gr-uhd could not be loaded ({type(e).__name__}: {e})"
     try:
         found = uhd.find("")
     except Exception as e:  # noqa: BLE001
-        return [], f"uhd.find failed: {e}"
+        return [], f"uhd.find failed ({type(e).__name__}: {e})"
     out = []
     for addr in found:
         text = addr.to_string() if hasattr(addr, "to_string") else str(addr)
@@ -50,7 +56,10 @@ def scan_uhd() -> tuple[list[dict], str | None]:
 def scan_all() -> dict[str, Any]:
     devices, errors = [], {}
     for name, fn in (("iio", scan_iio), ("uhd", scan_uhd)):
-        found, err = fn()
+        try:
+            found, err = fn()
+        except Exception as e:  # noqa: BLE001 (a backend must not hide the other one)
+            found, err = [], f"{name} scan failed ({type(e).__name__}: {e})"
         devices += found
         if err:
             errors[name] = err
@@ -64,16 +73,30 @@ class ProbeResult(dict):
 def probe(timeout: float = 8.0, cmd: list[str] | None = None) -> ProbeResult:
     """Scan in a child process; never takes (much) longer than ``timeout`` seconds."""
     cmd = cmd or [sys.executable, "-m", "semcom.radio.probe", "--json"]
+    helper = "the IIO/UHD probe helper (" + " ".join(cmd) + ")"
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except OSError as e:  # cannot even start it: no radio was looked for
+        hint = {errno.ETXTBSY: ": the program is being written right now (a venv rebuild, `./run.sh setup`?); "
+                               "retry when that is done",
+                errno.ENOENT: ": the program does not exist", errno.EACCES: ": the program is not executable"}
+        return ProbeResult(devices=[], errors={"probe": f"could not run {helper}: {e.strerror or e}"
+                                                        f"{hint.get(e.errno, '')}; no IIO or UHD device was probed"},
+                           timed_out=False)
     except subprocess.TimeoutExpired:
         return ProbeResult(devices=[], errors={"probe": f"device scan did not finish within {timeout:g} s "
                                                         f"(a hung USB device or network scan?)"}, timed_out=True)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not lines:
         tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
-        return ProbeResult(devices=[], errors={"probe": f"scan process failed (exit {p.returncode}): {tail}"},
-                           timed_out=False)
+        if p.returncode < 0:
+            try:
+                how = f"was killed by {signal.Signals(-p.returncode).name} (a crash in libiio or libuhd?)"
+            except ValueError:
+                how = f"was killed by signal {-p.returncode}"
+        else:
+            how = f"failed (exit {p.returncode})"
+        return ProbeResult(devices=[], errors={"probe": f"{helper} {how}: {tail}"}, timed_out=False)
     return ProbeResult(**json.loads(lines[-1]), timed_out=False)
 
 
