@@ -136,10 +136,37 @@ class SemanticCodec:
         est = self.jscc.decode(y, nv, snr_db, size)
         if kind == "jscc":
             return est
+        model = self.diffusion_model(decoder)
+        post = None
+        if kind == "cm" and self.guided(knobs):
+            post = self._guidance(y, nv, snr_db, size, est * 2.0 - 1.0, model.net.cfg, knobs)
+        return self.refine(est, snr_db, decoder, lambda i: torch.randn(est.shape, generator=generator), knobs, post)
+
+    def diffusion_model(self, decoder: str) -> nn.Module:
+        """The teacher or consistency model that ``decoder`` runs (ValueError when it is not loaded)."""
+        kind, _ = parse_decoder(decoder)
         model = self.teacher if kind == "teacher" else self.consistency
         if model is None:
             raise ValueError(f"decoder {decoder!r} needs a {'teacher' if kind == 'teacher' else 'consistency'} "
                              "checkpoint")
+        return model
+
+    def guided(self, knobs: DecodeKnobs) -> bool:
+        """Whether the (loaded) consistency decoder runs posterior guidance with these knobs."""
+        cfg = self.diffusion_model("cm1").net.cfg
+        start = float(knobs.start_sigma) or cfg.sigma_max
+        return knobs.guidance > 0 and knobs.guidance_steps > 0 and start > cfg.sigma_min
+
+    @torch.no_grad()
+    def refine(self, est: torch.Tensor, snr_db: torch.Tensor | float, decoder: str, noise, knobs: DecodeKnobs,
+               post=None) -> torch.Tensor:
+        """The diffusion decoders' part: JSCC estimate ``est`` ``[B, 3, H, W]`` in [0, 1] -> image in [0, 1].
+
+        ``noise(i)``: standard normal ``[B, 3, H, W]`` of draw ``i`` (0: the start, 1, 2, ...: the
+        consistency sampler's re-noising); ``post``: the guidance correction (``_guidance``) or None.
+        """
+        kind, n = parse_decoder(decoder)
+        model = self.diffusion_model(decoder)
         B = est.shape[0]
         snr = torch.as_tensor(snr_db, dtype=torch.float32).expand(B)
         cond = est * 2.0 - 1.0
@@ -147,19 +174,16 @@ class SemanticCodec:
         denoise = lambda x, s: model(x, s, cond, snr)  # noqa: E731
         if kind == "teacher":
             sig = karras_sigmas(self.teacher_steps, cfg.sigma_min, cfg.sigma_max)
-            x0 = sample_heun(denoise, torch.randn(est.shape, generator=generator) * sig[0], sig)
+            x0 = sample_heun(denoise, noise(0).to(est.device) * sig[0], sig)
         else:
             start = float(knobs.start_sigma) or cfg.sigma_max
             if start <= cfg.sigma_min:
                 return est  # SDEdit from (almost) no noise: the JSCC estimate itself
             sig = consistency_sigmas(n, cfg.sigma_min, min(start, cfg.sigma_max))
-            post = None
-            if knobs.guidance > 0 and knobs.guidance_steps > 0:
-                post = self._guidance(y, nv, snr_db, size, cond, cfg, knobs)
             # SDEdit start: the JSCC estimate (residual 0, or the estimate itself) plus noise at sig[0]
             origin = torch.zeros_like(cond) if (cfg.residual or not knobs.start_sigma) else cond
-            x = origin + torch.randn(est.shape, generator=generator).to(est.device) * sig[0]
-            x0 = sample_consistency(denoise, x, sig, generator, cfg.sigma_min, post=post)
+            x = origin + noise(0).to(est.device) * sig[0]
+            x0 = sample_consistency(denoise, x, sig, None, cfg.sigma_min, post=post, noise=noise)
         return ((image_from_sample(x0, cond, cfg.residual) + 1.0) / 2.0).clamp(0, 1)
 
     def _guidance(self, y, nv, snr_db, size, cond, cfg, knobs: DecodeKnobs):

@@ -182,8 +182,9 @@ class JSCC(nn.Module):
         z = z[:, : self._channels(ratio)]  # [B, L, h, w]
         return normalize_power(real_to_complex(z.flatten(1)))
 
-    def decode(self, y: torch.Tensor, nv: torch.Tensor, snr_db: torch.Tensor | float,
-               size: tuple[int, int], ratio=None) -> torch.Tensor:
+    def decode_planes(self, y: torch.Tensor, nv: torch.Tensor, size: tuple[int, int], ratio=None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's inputs as latent maps: (LMMSE-shrunk values, reliabilities), each ``[B, c, h, w]``."""
         B = y.shape[0]
         c, h, w = self.latent_shape(*size, ratio=ratio)
         if y.shape != (B, c * h * w // 2) or nv.shape != y.shape:
@@ -193,12 +194,22 @@ class JSCC(nn.Module):
         y = torch.where(torch.isfinite(nv), y, torch.zeros_like(y))
         shrunk = complex_to_real(y * rel)  # [B, 2k]
         rel2 = rel.repeat_interleave(2, dim=1)  # [B, 2k]: I and Q share the reliability
-        feat = torch.cat([shrunk.reshape(B, c, h, w), rel2.reshape(B, c, h, w)], dim=1)
+        return shrunk.reshape(B, c, h, w), rel2.reshape(B, c, h, w)
+
+    def decode_features(self, shrunk: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        """``decode_planes`` (or a spatial crop of them) -> decoder input ``[B, 2 * latent_channels_max, h, w]``."""
+        B, c, h, w = shrunk.shape
         pad = self.cfg.latent_channels_max - c
-        if pad:  # channels this ratio does not send: value 0, reliability 0 (as if erased)
-            feat = torch.cat([feat[:, :c], feat.new_zeros(B, pad, h, w), feat[:, c:], feat.new_zeros(B, pad, h, w)],
-                             dim=1)
-        out = self.decoder(feat, self._snr_in(snr_db, B, y.device))
+        if not pad:
+            return torch.cat([shrunk, rel], dim=1)
+        # channels this ratio does not send: value 0, reliability 0 (as if erased)
+        zeros = shrunk.new_zeros(B, pad, h, w)
+        return torch.cat([shrunk, zeros, rel, zeros], dim=1)
+
+    def decode(self, y: torch.Tensor, nv: torch.Tensor, snr_db: torch.Tensor | float,
+               size: tuple[int, int], ratio=None) -> torch.Tensor:
+        feat = self.decode_features(*self.decode_planes(y, nv, size, ratio))
+        out = self.decoder(feat, self._snr_in(snr_db, y.shape[0], y.device))
         return out[..., : size[0], : size[1]]
 
     def forward(self, img: torch.Tensor, channel, snr_db: torch.Tensor,

@@ -52,18 +52,20 @@ def consistency_sigmas(nfe: int, sigma_min: float, sigma_max: float, rho: float 
 
 
 def sample_consistency(model, x: torch.Tensor, sigmas: torch.Tensor, generator=None,
-                       sigma_min: float = 0.002, post=None) -> torch.Tensor:
+                       sigma_min: float = 0.002, post=None, noise=None) -> torch.Tensor:
     """Consistency multistep sampling: ``len(sigmas)`` model calls (Song et al. 2023, Alg. 1).
 
     Jump to the data with ``model`` (a consistency function), re-noise to the next level, repeat.
     ``post(x0, sigma) -> x0``, if given, corrects every jump before the re-noising (posterior
-    guidance, ``guidance.py``); ``sigma`` is the level the jump started from.
+    guidance, ``guidance.py``); ``sigma`` is the level the jump started from. ``noise(i)``, if
+    given, supplies the standard normal re-noising of step ``i`` (1, 2, ...; shape of ``x``)
+    instead of ``generator`` (the tiled decoder draws it by image position).
     """
     x0 = model(x, _full(sigmas[0], x))
     if post is not None:
         x0 = post(x0, float(sigmas[0]))
-    for s in sigmas[1:]:
-        z = torch.randn(x.shape, generator=generator).to(x.device)
+    for i, s in enumerate(sigmas[1:], start=1):
+        z = (noise(i) if noise is not None else torch.randn(x.shape, generator=generator)).to(x.device)
         x0 = model(x0 + (s ** 2 - sigma_min ** 2).clamp_min(0).sqrt() * z, _full(s, x))
         if post is not None:
             x0 = post(x0, float(s))

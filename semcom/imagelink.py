@@ -422,42 +422,67 @@ class CodecRuntime:
         return self.codec.jscc.num_symbols(height, width)
 
     def encode(self, img: np.ndarray, snr_db: float) -> np.ndarray:
-        """uint8 ``[H, W, 3]`` -> air-order unit-power symbols complex64 ``[k]``."""
-        t = self.torch
-        x = t.from_numpy(np.array(img, np.uint8)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
-        with t.no_grad():
-            z = self.codec.encode(x, float(snr_db))[0].cpu().numpy().astype(np.complex64)  # [k]
+        """uint8 ``[H, W, 3]`` -> air-order unit-power symbols complex64 ``[k]`` (large images in tiles,
+        ``semcom.models.tiling``)."""
+        from semcom.models.tiling import encode_image
+
+        with self.torch.inference_mode():
+            z = encode_image(self.codec.jscc, np.asarray(img, np.uint8), float(snr_db), device=self.device)
+            z = z[0].cpu().numpy().astype(np.complex64)  # [k]
         return z[self.perm(z.size)]
 
     def decode(self, y_air: np.ndarray, nv_air: np.ndarray, snr_db: float, size: tuple[int, int],
                decoder: str = "jscc", seed: int = 0, interleave_seed: int | None = None) -> np.ndarray:
-        """Air-order received symbols complex ``[k]`` + noise variance float ``[k]`` (inf = erased) -> uint8 ``[H, W, 3]``."""
+        """Air-order received symbols complex ``[k]`` + noise variance float ``[k]`` (inf = erased) -> uint8 ``[H, W, 3]``
+        (large images in tiles, ``semcom.models.tiling``: memory bounded whatever the size)."""
         t = self.torch
         y_air = np.asarray(y_air, np.complex64)
         p = self.perm(y_air.size, interleave_seed)
         y = np.empty_like(y_air)
         nv = np.empty(y_air.size, np.float32)
         y[p], nv[p] = y_air, np.asarray(nv_air, np.float32)
-        g = t.Generator().manual_seed(int(seed))
-        yt = t.from_numpy(y)[None].to(self.device)
-        nvt = t.from_numpy(nv)[None].to(self.device)
-        out = self.codec.decode(yt, nvt, float(snr_db), tuple(size), decoder, generator=g)  # [1, 3, H, W]
-        return (out[0].permute(1, 2, 0).clamp(0, 1) * 255.0).round().byte().cpu().numpy()
+        from semcom.models.tiling import decode_image
+
+        with t.inference_mode():
+            yt = t.from_numpy(y)[None].to(self.device)
+            nvt = t.from_numpy(nv)[None].to(self.device)
+            return decode_image(self.codec, yt, nvt, float(snr_db), tuple(size), decoder, seed=int(seed))
 
 
-def image_metrics(img: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """PSNR (dB, peak 255) and SSIM of uint8 ``[H, W, 3]`` ``img`` against ``ref`` (same shape)."""
+def image_metrics(img: np.ndarray, ref: np.ndarray, band: int = 128) -> dict[str, float]:
+    """PSNR (dB, peak 255) and SSIM of uint8 ``[H, W, 3]`` ``img`` against ``ref`` (same shape).
+
+    Computed over bands of ``band`` rows (SSIM's valid 11x11 windows: bands overlap by 10 rows),
+    so a large image needs no full-size float copies; the same values as one pass up to rounding."""
     import torch
 
-    from semcom.models.metrics import psnr, ssim
+    from semcom.models.metrics import ssim
+    from semcom.models.tiling import release_memory
 
     if img.shape != ref.shape:
         raise ValueError(f"metrics: reconstructed {img.shape} and reference {ref.shape} differ in shape")
-    a = torch.from_numpy(np.array(img, np.uint8)).permute(2, 0, 1)[None].float() / 255.0
-    b = torch.from_numpy(np.array(ref, np.uint8)).permute(2, 0, 1)[None].float() / 255.0
-    out = {"psnr": float(psnr(a, b)[0])}
+
+    def rows(a: np.ndarray, r0: int, r1: int):
+        return torch.from_numpy(np.array(a[r0:r1], np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+
+    H = img.shape[0]
+    sse, windows, ssim_sum = 0.0, 0, 0.0
+    for r0 in range(0, H, band):
+        r1 = min(H, r0 + band)
+        a, b = rows(img, r0, r1), rows(ref, r0, r1)
+        sse += float((a - b).square().sum(dtype=torch.float64))
+        if min(img.shape[:2]) >= 11 and min(H, r1 + 10) - r0 >= 11:  # windows starting in rows r0..r1-1
+            a, b = rows(img, r0, min(H, r1 + 10)), rows(ref, r0, min(H, r1 + 10))
+            n = (a.shape[-2] - 10) * (a.shape[-1] - 10)
+            ssim_sum += float(ssim(a, b)[0]) * n
+            windows += n
+        del a, b
+        release_memory()  # the bands' float copies go back to the OS, not into a growing heap
+    out = {"psnr": float(-10.0 * np.log10(sse / img.size + 1e-10))}  # models.metrics.psnr's eps
     if min(img.shape[:2]) >= 11:
-        out["ssim"] = float(ssim(a, b)[0])
+        out["ssim"] = ssim_sum / windows
+    else:  # smaller than SSIM's window: one pass, the window shrunk to fit (models.metrics.ssim)
+        out["ssim"] = float(ssim(rows(img, 0, H), rows(ref, 0, H))[0])
     return out
 
 

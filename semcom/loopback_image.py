@@ -70,14 +70,16 @@ ImageLoopback = _make_top_block  # the factory (GNU Radio classes are built lazi
 
 def run_image_loopback(cfg, images: list[tuple[np.ndarray, str]], codec, snr_hint: float, decoders: str = "jscc",
                        nfe: int = 1, out_dir: str = "", timeout: float = 120.0, interval: float = 0.0,
-                       on_result=None, setup=None, sequential: bool = False, max_backlog: int = 4
-                       ) -> dict[str, Any]:
+                       on_result=None, setup=None, sequential: bool = False, max_backlog: int = 4,
+                       stop=None) -> dict[str, Any]:
     """Send ``images`` through the GNU Radio loopback; returns the report (see module docstring).
 
     ``interval``: seconds between images (0: back to back); ``sequential``: send the next image only
     once the previous one is decoded (latency without queueing). ``on_result(res)`` is called from this
     thread for every decoded image (the GUI uses it); ``setup(tb)`` is called before the flowgraph
-    starts (to connect extra taps: ``tb.tx``, ``tb.channel``, ``tb.rx``, ``tb.decoder``).
+    starts (to connect extra taps: ``tb.tx``, ``tb.channel``, ``tb.rx``, ``tb.decoder``). ``stop``: a
+    ``threading.Event``; once set, no further image is sent, waiting ends and the report covers
+    what was sent and decoded so far (``report["stopped"]`` is True).
     """
     from semcom.imagelink import REFERENCES
 
@@ -91,18 +93,24 @@ def run_image_loopback(cfg, images: list[tuple[np.ndarray, str]], codec, snr_hin
         setup(tb)
     tb.start()
     try:
+        stopped = stop.is_set if stop is not None else (lambda: False)
         for img, name in images:
+            if stopped():
+                break
             sent.append(tb.encoder.send_image(img, name=name))
             if sequential:
                 t_end = time.monotonic() + timeout
-                while len(tb.decoder.results) < len(sent) * n_dec and time.monotonic() < t_end:
+                while len(tb.decoder.results) < len(sent) * n_dec and time.monotonic() < t_end and not stopped():
                     time.sleep(0.001)
             if interval:
-                time.sleep(interval)
+                if stop is not None:
+                    stop.wait(interval)  # returns early once stopped
+                else:
+                    time.sleep(interval)
         want = len(sent) * n_dec
         deadline = t0 + timeout
         seen, quiet_since, last_samples = 0, None, -1
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stopped():
             res = list(tb.decoder.results)
             if on_result is not None:
                 for r in res[seen:]:
@@ -138,6 +146,7 @@ def run_image_loopback(cfg, images: list[tuple[np.ndarray, str]], codec, snr_hin
         "receiver_stats": rx,
         "decoder_stats": tb.decoder.stats(),
         "seconds": seconds,
+        "stopped": bool(stop is not None and stop.is_set()),
         "_images": {(r["stream_id"], r["decoder"]): r["image"] for r in results},
         "_originals": {sid: img for sid, (img, _) in zip(sent, images)},
     }
@@ -155,6 +164,17 @@ def _caption(r: dict) -> str:
     return "\n".join([parts[0], ", ".join(parts[1:3]), ", ".join(parts[3:])])
 
 
+def _preview(img: np.ndarray, side: int = 1024) -> np.ndarray:
+    """``img`` box-filtered down by an integer factor to at most about ``side`` pixels per side (the
+    figure's panels are ~320 px wide; matplotlib would resample a full-size photo in float)."""
+    f = max(img.shape[:2]) // side
+    if f < 2:
+        return img
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.asarray(img, np.uint8)).reduce(f))
+
+
 def save_figure(report: dict, path: Path, missing_note: str = "") -> Path:
     """Side by side per image: original | each decoder (captions: PSNR, SSIM, SNR estimate, missing chunks)."""
     import matplotlib
@@ -168,14 +188,14 @@ def save_figure(report: dict, path: Path, missing_note: str = "") -> Path:
     fig, axes = plt.subplots(len(sids), cols, figsize=(3.2 * cols, 3.4 * len(sids)), squeeze=False)
     for row, sid in enumerate(sids):
         orig = report["_originals"][sid]
-        axes[row][0].imshow(orig)
+        axes[row][0].imshow(_preview(orig))
         axes[row][0].set_title(f"original {orig.shape[1]}x{orig.shape[0]}", fontsize=9)
         for j, d in enumerate(decs):
             ax = axes[row][1 + j]
             img = report["_images"].get((sid, d))
             r = next((r for r in report["results"] if r["stream_id"] == sid and r["decoder"] == d), None)
             if img is not None:
-                ax.imshow(img)
+                ax.imshow(_preview(img))
                 ax.set_title(_caption(r), fontsize=8)
             else:
                 ax.set_title(f"{d}: not received", fontsize=9)
