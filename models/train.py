@@ -15,6 +15,17 @@ network), so a run stopped with ``stop_at`` (or a signal) and resumed with the s
 matches the uninterrupted run. The lr schedule follows ``steps``: resuming with a larger
 ``steps`` continues on a different schedule (see ``rewarm``). SIGTERM/SIGINT save the state
 before exiting. Stage specifics (model, loss, evaluation) live in ``stages.py``.
+
+Several processes (``torchrun --nproc_per_node N -m semcom.cli train ...``, ``WORLD_SIZE`` > 1):
+data-parallel training with DDP, gloo on CPU, nccl on GPU (``_Distributed``). ``batch`` stays the
+global batch: every rank draws it from the same data generator and trains on its ``1/N`` shard;
+the channel and diffusion noise of a rank comes from a generator seeded by (seed, step, rank);
+DDP averages the gradients, so the ranks hold the same weights (checked at the end) and take the
+same schedule. The logged loss is the global batch's. Rank 0 alone prints, evaluates, writes the
+logs, ``options.json``, the EMA checkpoints and the training state; every rank reads the state on
+``--resume`` (a shared folder across machines). The loss trajectory follows a single process with
+the same options within the noise of the channel draws (``tests/test_train_ddp.py``); a single
+process runs exactly as without this code.
 """
 
 from __future__ import annotations
@@ -22,8 +33,10 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import datetime
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -121,8 +134,114 @@ class _Log:
         self.f.flush()
 
 
+class _NoLog:
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+
+class _DDP(torch.nn.parallel.DistributedDataParallel):
+    """DDP that lets the stage code read its module's own attributes (``sigma_min``, ``cfg`` ...)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "module":  # not set yet (inside DDP's own __init__)
+                raise
+            return getattr(self.module, name)
+
+
+class _Shard:
+    """A sampler whose ``next()`` gives rank ``rank``'s ``1/world`` slice of the global batch (every
+    rank draws the same global batch); ``state``, ``epoch`` ... are the wrapped sampler's."""
+
+    def __init__(self, inner, rank: int, world: int):
+        self.__dict__.update(inner=inner, rank=rank, world=world)
+
+    def next(self):
+        x, y = self.inner.next()
+        if len(x) % self.world:
+            raise ValueError(f"--batch: a global batch of {len(x)} images does not split into {self.world} equal "
+                             f"shards; use a multiple of the process count")
+        b = len(x) // self.world
+        cut = slice(self.rank * b, (self.rank + 1) * b)
+        return x[cut], (None if y is None else y[cut])
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self.inner, name, value)
+
+
+class _Distributed:
+    """One rank of a ``torchrun`` job (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``): the process group (gloo on
+    CPU, nccl on ``cuda:LOCAL_RANK``), the per-rank noise generator and the few collectives the loop needs."""
+
+    def __init__(self, device: torch.device):
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.rank, self.world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        self.device = device
+        self.owned = not dist.is_initialized()
+        if self.owned:  # evaluation runs on rank 0 only: the others wait for it in the next all-reduce
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=1))
+        self.g = torch.Generator()
+
+    @staticmethod
+    def from_env(device: torch.device, batch: int) -> "_Distributed | None":
+        """This rank when ``WORLD_SIZE`` > 1 (None alone); ``batch`` (global) must split into equal shards."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and batch % world:  # checked before joining the group: no rank waits for a failed one
+            raise ValueError(f"--batch {batch}: the global batch must split into {world} equal shards "
+                             f"(a multiple of --nproc_per_node)")
+        return _Distributed(device) if world > 1 else None
+
+    def noise(self, seed: int, step: int) -> torch.Generator:
+        """The generator of this rank's channel/diffusion draws at ``step`` (a function of seed, step and rank,
+        so a resumed run draws what the uninterrupted one did)."""
+        return self.g.manual_seed(((seed * 1_000_003 + step) * 65_537 + self.rank) % (1 << 63))
+
+    def agree(self, loss: float, stop: bool, over: bool) -> tuple[float, bool, bool]:
+        """``(global batch loss, any rank signalled, any rank over --max-minutes)``: the same on every rank."""
+        t = torch.tensor([loss, float(stop), float(over)], dtype=torch.float64, device=self.device)
+        self.dist.all_reduce(t)
+        return t[0].item() / self.world, t[1].item() > 0, t[2].item() > 0
+
+    def same_weights(self, model: torch.nn.Module) -> bool:
+        """True when every rank holds the same parameters (per-tensor sums compared across ranks)."""
+        v = torch.stack([p.detach().double().sum() for p in model.parameters()]).to(self.device)
+        lo, hi = v.clone(), v.clone()
+        self.dist.all_reduce(lo, op=self.dist.ReduceOp.MIN)
+        self.dist.all_reduce(hi, op=self.dist.ReduceOp.MAX)
+        return torch.equal(lo, hi)
+
+    def from_rank0(self, obj: Any) -> Any:
+        box = [obj]
+        self.dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self) -> None:
+        """Destroy the process group this rank created (after the others got here), once DDP is freed: a
+        group destroyed only at interpreter exit can abort the process (gloo's threads)."""
+        if self.owned and self.dist.is_initialized():
+            import gc
+
+            gc.collect()
+            self.dist.barrier()
+            self.dist.destroy_process_group()
+
+
 def train(opts: TrainOptions) -> dict[str, Any]:
-    """Run (or resume) a training stage; returns the last evaluation metrics."""
+    """Run (or resume) a training stage; returns the last evaluation metrics.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank calls this and trains its shard of each global
+    batch (module docstring); the metrics are rank 0's, returned on every rank."""
     from .stages import build_stage
 
     torch.set_num_threads(opts.threads)
@@ -133,11 +252,32 @@ def train(opts: TrainOptions) -> dict[str, Any]:
 
     g = torch.Generator().manual_seed(opts.seed)
     stage = build_stage(opts, g)
-    model = stage.model
     device = torch.device("cuda" if opts.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if opts.device == "auto" else opts.device))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda: this torch sees no CUDA device (use --device cpu or auto)")
+    ddp = _Distributed.from_env(device, opts.batch)
+    if ddp is not None:
+        try:
+            return _train_ranks(opts, ddp, stage, g)
+        finally:
+            ddp.close()
+    return _train(opts, stage, g, device, say, out)
+
+
+def _train_ranks(opts: TrainOptions, ddp: _Distributed, stage, g: torch.Generator) -> dict[str, Any]:
+    """``_train`` on one rank of a data-parallel job (``train``)."""
+    stage.sampler = _Shard(stage.sampler, ddp.rank, ddp.world)
+    say = (lambda *a: None) if opts.quiet or ddp.rank else (lambda *a: print(*a, flush=True))
+    metrics = _train(opts, stage, g, ddp.device, say, Path(opts.out), ddp)
+    return ddp.from_rank0(metrics)
+
+
+def _train(opts: TrainOptions, stage, g: torch.Generator, device: torch.device, say, out: Path,
+           ddp: _Distributed | None = None) -> dict[str, Any]:
+    """The loop of ``train`` (``ddp``: this process's rank in a data-parallel job, None alone)."""
+    main = ddp is None or ddp.rank == 0
+    model = stage.model
     for a in ("model", "jscc", "teacher", "target"):
         if getattr(stage, a, None) is not None:
             getattr(stage, a).to(device)
@@ -146,6 +286,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     if opts.init and not opts.resume:  # warm start from shipped weights (a new run: fresh optimizer and schedule)
         init_model, _, _ = load_model(opts.init, kind=stage.kind, expect_config=stage.config)
         model.load_state_dict(init_model.state_dict())
+        if getattr(stage, "target", None) is not None:  # consistency: the target network starts where the student does
+            stage.target.load_state_dict(init_model.state_dict())
         say(f"initialised from {opts.init}")
     ema = copy.deepcopy(model).requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -167,14 +309,18 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         _restore_stage(stage, info)
         say(f"resumed {state_path} at step {step} (best {stage.key_metric} {best:.3f})")
     start_step = step
-    (out / "options.json").write_text(json.dumps(dataclasses.asdict(opts), indent=2) + "\n")
+    if main:
+        (out / "options.json").write_text(json.dumps(dataclasses.asdict(opts), indent=2) + "\n")
     n_params = sum(p.numel() for p in params)
     say(f"stage {opts.stage}: {n_params / 1e6:.3f} M trainable params, config {stage.config}")
 
-    log = _Log(out / "log.csv", ["step", "time_s", "epoch", "lr", "loss", "img_per_s"], opts.resume)
+    log = _Log(out / "log.csv", ["step", "time_s", "epoch", "lr", "loss", "img_per_s"], opts.resume) if main \
+        else _NoLog()
     eval_log = None
 
     def save_state() -> None:
+        if not main:  # rank 0 writes for all (the ranks hold the same weights)
+            return
         order, pos, epoch = stage.sampler.state()
         extra = {"sampler/order": order}
         if getattr(stage, "target", None) is not None:  # consistency: the stop-gradient target network
@@ -209,20 +355,24 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)} \
         if _main_thread() else {}
 
+    net = model  # what the stage's loss calls: the model, or its DDP wrapper
+    if ddp is not None:
+        net = stage.model = _DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    halt = False  # the ranks' common decision to stop (data-parallel runs)
     t0 = t_ckpt = t_log = time.time()
     evaluated_at = -1
     loss_sum, loss_n, img_n = 0.0, 0, 0
     metrics: dict[str, float] = {}
     try:
-        model.train()
+        net.train()
         end = min(opts.steps, opts.stop_at) if opts.stop_at else opts.steps
-        while step < end and stop["sig"] is None:
+        while step < end and (stop["sig"] is None if ddp is None else not halt):
             lr = lr_at(step, opts) * guard.lr_scale
             if opts.resume and opts.rewarm:
                 lr *= min(1.0, (step - start_step + 1) / opts.rewarm)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss = stage.loss(g, step)
+            loss = stage.loss(g if ddp is None else ddp.noise(opts.seed, step), step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -230,6 +380,9 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             step += 1
             ema_update(ema, model, step, opts.ema_decay)
             loss_v = loss.item()
+            if ddp is not None:  # the global batch's loss, and one decision to stop, on every rank
+                over = bool(opts.max_minutes) and time.time() - t0 > opts.max_minutes * 60
+                loss_v, halt, over = ddp.agree(loss_v, stop["sig"] is not None, over)
             if guard.check(loss_v, step):
                 seen = guard.smooth if math.isfinite(loss_v) else loss_v
                 at = guard.restore(model, ema, opt)
@@ -252,27 +405,33 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                 say(f"[{opts.stage}] step {step}/{opts.steps} ({100 * step / opts.steps:.1f}%) "
                     f"loss {loss_sum / loss_n:.5f} lr {lr:.2e} {rate:.0f} img/s eta {eta / 60:.0f} min")
                 loss_sum, loss_n, img_n, t_log = 0.0, 0, 0, now
-            if step % opts.eval_every == 0 or step == opts.steps:
+            if (step % opts.eval_every == 0 or step == opts.steps) and main:
                 evaluated_at = step
-                model.eval()
+                net.eval()
                 metrics = evaluate()
-                model.train()
+                net.train()
                 t_log = time.time()  # images/s counts training only
             if now - t_ckpt > opts.ckpt_minutes * 60:
                 save_state()
                 t_ckpt = time.time()
-            if opts.max_minutes and now - t0 > opts.max_minutes * 60:
+            if (opts.max_minutes and now - t0 > opts.max_minutes * 60) if ddp is None else over:
                 say(f"--max-minutes {opts.max_minutes} reached at step {step}")
-                if evaluated_at != step:  # best.safetensors always reflects the weights a run ends with
-                    model.eval()
+                if evaluated_at != step and main:  # best.safetensors always reflects the weights a run ends with
+                    net.eval()
                     metrics = evaluate()
                 break
+        if ddp is not None and not ddp.same_weights(model):
+            raise RuntimeError(f"data-parallel ranks hold different weights at step {step} (nondeterministic "
+                               f"gradients?); state not saved")
         save_state()
-        if stop["sig"] is not None:
-            say(f"signal {stop['sig']}: state saved at step {step}; resume with --resume")
+        if stop["sig"] is not None or halt:
+            say(f"signal {stop['sig'] or '(on another rank)'}: state saved at step {step}; resume with --resume")
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        if ddp is not None:  # the DDP wrapper holds the process group: gone before the group is destroyed
+            stage.model = model
+            del net
     return metrics
 
 

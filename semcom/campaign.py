@@ -57,8 +57,14 @@ were cut short is sent again and decoded by the missing decoders only), so no ro
 duplicated. Results of a different campaign in the same directory are refused, and so is a resume
 whose checkpoints changed (checksums differ from ``run.json``).
 
-Per row: ``decoder`` (empty for random payloads), ``nfe`` (diffusion-network evaluations: 0 for
-jscc, N for cmN, 2 x steps - 1 for teacher), ``ratio`` (the JSCC checkpoint's own), ``symbols``
+``run_campaign(..., workers=N)`` (N > 1) or ``cluster=ADDRESS`` runs the payloads as independent
+jobs on a local Dask pool or a running Dask cluster (``semcom.sweep_pool``; ``_run_on_pool``): the
+same rows as ``workers=1`` (every payload is seeded by its point and index), appended by this
+process alone as jobs finish, so the resume above holds; weights load once per worker.
+
+Per row: ``decoder`` (empty for random payloads), ``nfe`` (network evaluations of the decoder,
+the JSCC decoder pass counting one as in ``semcom bench codec``: 1 for jscc, N + 1 for cmN,
+2 x steps for teacher), ``ratio`` (the JSCC checkpoint's own), ``symbols``
 (payload symbols sent), ``status`` (``ok`` / ``no_frames``), frames sent/received, ``frame_loss``,
 the receiver's ``snr_est_db``, the post-equalisation ``snr_meas_db`` against the sent symbols,
 ``latency_s`` (TX start to frames decoded, plus this decoder's image decode), ``decode_s`` (the
@@ -622,28 +628,135 @@ def _uses_gnuradio(cfg) -> bool:
     return hardware_kind(cfg.radio.device) == "uhd"
 
 
+def _payload_rows(camp: Campaign, out: Path, i: int, pt: dict[str, Any], cfg, pm: PointModels | None, k: int,
+                  need: list[str], cache: dict, *, radio=None, gr_link=None, record: bool = False,
+                  save: Callable | None = None,
+                  log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], bool]:
+    """Send payload ``k`` of point ``i`` (swept fields ``pt``, config ``cfg``, models ``pm``) over the link
+    (``radio``: a ``PlutoBurst``, ``gr_link``: a ``GnuRadioLink``, neither: the simulator) and measure it.
+
+    Returns the rows (one per decoder of ``need``: ``ROW_FIELDS`` and the swept fields, ready to write)
+    and whether IQ recording goes on (False once the disk is full). Codecs, classifier and images come
+    from ``cache``; ``save`` writes a SigMF capture. A device error raises ``CampaignError``."""
+    from semcom.radio import RadioError
+    from semcom.radio.link import build_waveform, decode_iq, evaluate, random_payloads
+
+    images = camp.payload["kind"] == "images"
+    pl = camp.payload
+    where = f"point {i} {pt}"
+    if images:
+        img, label, codec, snr_hint = _image_payload(cfg, pl, k, cache, pm, where)
+        streams = [codec.encode(img, snr_hint)]
+    else:
+        streams = random_payloads(pl["streams"], pl["symbols"], pl["seed"] + 1000 * k)
+    t0 = time.perf_counter()
+    # distinct stream ids per payload: a late frame of the previous payload never
+    # matches this one's symbols
+    sid = cfg.link.stream_id + k * pl["streams"]
+    tx = build_waveform(cfg, streams, first_stream_id=sid)
+    iq = None
+    try:
+        if gr_link is not None:  # no raw IQ in the GNU Radio path: frames come decoded
+            dec = gr_link.exchange(streams, len(tx.headers), camp.timeout_s, sid)
+        else:
+            if radio is not None:
+                from semcom.radio.link import burst_exchange
+
+                iq, _ = burst_exchange(radio, tx)
+            else:
+                iq, _ = _exchange_simulator(cfg, tx, k)
+            dec = decode_iq(cfg, iq)
+    except (RadioError, OSError) as e:
+        raise CampaignError(f"{where}, payload {k}: device error: {e}. Rows so far are "
+                            f"intact in {out / 'results.csv'}; fix it and rerun to resume") from None
+    ev = evaluate(tx, dec)
+    t_link = time.perf_counter() - t0
+    row = {"point": i, "payload": k, **pt, **{c: _fmt(v) for c, v in ev.items() if c in ROW_FIELDS},
+           "status": "ok" if ev["frames_received"] else "no_frames",
+           "symbols": sum(int(z.size) for z in streams)}
+    notes = []
+    per: dict[str, dict] = {"": {}}
+    if images:
+        got = _gr_image_frames(gr_link, sid) if gr_link is not None else dec
+        per = _image_metrics_rows(cfg, codec, need, img, got, sid, streams[0].size, snr_hint,
+                                  _classifier(cache), label, seed=pl["seed"] + k)
+        row["ratio"] = str(codec.ratio)
+    if record and iq is None:
+        notes.append("iq not recorded: the GNU Radio link delivers decoded frames only")
+    elif record:
+        base = out / "iq" / f"p{i:03d}_n{k:03d}"
+        base.parent.mkdir(exist_ok=True)
+        try:
+            save(base, iq, cfg, dec, hw=f"{cfg.radio.device} ({camp.link})",
+                 extra={"point": i, "payload": k, "sweep": pt})
+            row["iq_file"] = str(base.relative_to(out)) + ".sigmf-meta"
+        except OSError as e:
+            notes.append(f"iq not recorded: {e}" + (" (IQ recording stopped)"
+                                                    if e.errno == errno.ENOSPC else ""))
+            if e.errno == errno.ENOSPC:
+                record = False
+            log(f"campaign: point {i} payload {k}: {notes[-1]}")
+    rows = []
+    for d in need:
+        m = dict(per[d])
+        decode_s = _f(m.get("decode_s"))
+        rows.append({**row, **m, "decoder": d,
+                     "nfe": codec.codec.nfe(d) if d else None,  # the JSCC decoder pass counts one
+                     "latency_s": _fmt(t_link + (decode_s if np.isfinite(decode_s) else 0.0)),
+                     "note": "; ".join(n for n in [m.get("note"), *notes] if n),
+                     "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return rows, record
+
+
+def _todo(camp: Campaign, i: int, pm: PointModels | None, done: set) -> tuple[dict[int, list[str]], int]:
+    """``({payload: decoders still to run}, rows already done)`` of point ``i``; ``done``: the finished
+    ``(point, payload, decoder)`` keys (strings). A payload cut short keeps its missing decoders only."""
+    names = list(pm.decoders) if pm is not None else [""]
+    todo = {k: [d for d in names if (str(i), str(k), d) not in done] for k in range(camp.payloads_per_point)}
+    todo = {k: ds for k, ds in todo.items() if ds}
+    return todo, camp.payloads_per_point * len(names) - sum(map(len, todo.values()))
+
+
 def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory: Callable | None = None,
                  after_row: Callable[[int], None] | None = None, log: Callable[[str], None] = print,
-                 record_writer: Callable | None = None) -> dict[str, Any]:
+                 record_writer: Callable | None = None, allow_high_tx_gain: bool = False, workers: int = 1,
+                 cluster: str | None = None, cluster_timeout_s: float = 10.0,
+                 stats: dict | None = None) -> dict[str, Any]:
     """Run (or resume) ``camp`` into ``out`` (default ``camp.out``); returns ``{"rows_written", "rows_total",
     "skipped", "out"}``.
+
+    ``workers``: 1 runs every payload here, in order; N > 1 runs them on a local Dask pool of N worker
+    processes, ``cluster`` (a scheduler address, reached within ``cluster_timeout_s`` seconds or a
+    ``CampaignError`` naming it) on a running Dask cluster (``_run_on_pool``); either
+    way this process alone appends the rows, as they come back. ``stats``, if given, receives
+    ``compute_s`` (s spent sending and measuring payloads, model loading included, all workers added),
+    ``model_loads`` and, on a pool, ``workers``, ``startup_s`` / ``shutdown_s`` (the pool's), ``run_s``
+    (s from the first job to the last row), ``loads_by_worker`` and ``jobs_by_worker``.
+
+    ``allow_high_tx_gain``: let the campaign's ``set``/``sweep`` raise the base config's TX safety cap
+    ``radio.tx_gain_max_db`` (``--allow-high-tx-gain``; refused otherwise, see ``semcom.config.load_config``).
 
     ``radio_factory``: replaces ``adi.Pluto`` for ``link: radio`` (tests inject a fake);
     ``after_row(n)``: called after each written row (tests raise here to simulate a kill);
     ``record_writer``: replaces ``semcom.radio.link.save_capture`` (tests simulate a full disk).
     """
-    from semcom.radio import RadioError
-    from semcom.radio.link import build_waveform, decode_iq, evaluate, random_payloads, save_capture
+    from semcom.radio.link import save_capture
 
+    if (workers > 1 or cluster) and camp.link == "radio":
+        raise CampaignError("link: radio drives one radio: run it with --workers 1 and no --cluster")
     out = Path(out or camp.out or "")
     if not str(out):
         raise CampaignError("no output directory: give --out or `out:` in the campaign file")
-    base_cfg = load_config(camp.config, camp.set)
+    where = dict(allow_high_tx_gain=allow_high_tx_gain, override_source=f"{camp.source or 'campaign'} set/sweep")
+    try:
+        base_cfg = load_config(camp.config, camp.set, **where)
+    except ConfigError as e:
+        raise CampaignError(str(e)) from None
     points = camp.points()
     cfgs = []
     for i, pt in enumerate(points):
         try:
-            cfgs.append(load_config(camp.config, camp.overrides(pt)))
+            cfgs.append(load_config(camp.config, camp.overrides(pt), **where))
         except ConfigError as e:
             raise CampaignError(f"sweep point {i} {pt}: {e}") from None
     if camp.link == "radio":
@@ -685,7 +798,8 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "columns_note":
                 ("psnr_db, ssim, accuracy, agreement: image payloads only; " if images
                  else "psnr_db, ssim, accuracy, agreement, decoder, nfe, ratio: empty (random payloads); ") +
-                "nfe: diffusion-network evaluations of the decoder (0 jscc, N cmN, 2 x steps - 1 teacher); " +
+                "nfe: network evaluations of the decoder, the JSCC decoder pass included (1 jscc, N + 1 cmN, "
+                "2 x steps teacher); " +
                 ACCURACY_NOTE + ("" if CLASSIFIER.is_file() else f"; no classifier at {CLASSIFIER}: accuracy/agreement "
                                                                  "empty")}
         tmp = meta_path.with_suffix(".json.tmp")
@@ -696,17 +810,21 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
     fields = ROW_FIELDS[:nk] + sweep_cols + ROW_FIELDS[nk:]
     writer = _RowWriter(out / "results.csv", fields)
     done = {tuple(r[c] for c in KEY_FIELDS) for r in read_rows(out)}
-    pl = camp.payload
+    if workers > 1 or cluster:
+        try:
+            written, skipped = _run_on_pool(camp, out, points, cfgs, models, done, writer, used, fp,
+                                            workers=workers, cluster=cluster, timeout_s=cluster_timeout_s,
+                                            after_row=after_row, log=log, stats=stats)
+        finally:
+            writer.close()
+        return {"rows_written": written, "skipped": skipped, "rows_total": len(read_rows(out)), "out": str(out)}
     record = camp.record_iq
     save = record_writer or save_capture
     written = skipped = 0
     try:
         for i, (pt, cfg, pm) in enumerate(zip(points, cfgs, models)):
-            where = f"point {i} {pt}"
-            names = list(pm.decoders) if pm is not None else [""]
-            todo = {k: [d for d in names if (str(i), str(k), d) not in done] for k in range(camp.payloads_per_point)}
-            todo = {k: ds for k, ds in todo.items() if ds}  # a payload cut short: its missing decoders only
-            skipped += camp.payloads_per_point * len(names) - sum(map(len, todo.values()))
+            todo, n_done = _todo(camp, i, pm, done)
+            skipped += n_done
             if not todo:
                 continue
             radio = gr_link = None
@@ -720,66 +838,13 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
 
                     radio = PlutoBurst(cfg, factory=radio_factory)
                 for k, need in todo.items():
-                    if images:
-                        img, label, codec, snr_hint = _image_payload(cfg, pl, k, cache, pm, where)
-                        streams = [codec.encode(img, snr_hint)]
-                    else:
-                        streams = random_payloads(pl["streams"], pl["symbols"], pl["seed"] + 1000 * k)
-                    t0 = time.perf_counter()
-                    # distinct stream ids per payload: a late frame of the previous payload never
-                    # matches this one's symbols
-                    sid = cfg.link.stream_id + k * pl["streams"]
-                    tx = build_waveform(cfg, streams, first_stream_id=sid)
-                    iq = None
-                    try:
-                        if gr_link is not None:  # no raw IQ in the GNU Radio path: frames come decoded
-                            dec = gr_link.exchange(streams, len(tx.headers), camp.timeout_s, sid)
-                        else:
-                            if radio is not None:
-                                from semcom.radio.link import burst_exchange
-
-                                iq, _ = burst_exchange(radio, tx)
-                            else:
-                                iq, _ = _exchange_simulator(cfg, tx, k)
-                            dec = decode_iq(cfg, iq)
-                    except (RadioError, OSError) as e:
-                        raise CampaignError(f"{where}, payload {k}: device error: {e}. Rows so far are "
-                                            f"intact in {out / 'results.csv'}; fix it and rerun to resume") from None
-                    ev = evaluate(tx, dec)
-                    t_link = time.perf_counter() - t0
-                    row = {"point": i, "payload": k, **pt, **{c: _fmt(v) for c, v in ev.items() if c in ROW_FIELDS},
-                           "status": "ok" if ev["frames_received"] else "no_frames",
-                           "symbols": sum(int(z.size) for z in streams)}
-                    notes = []
-                    per: dict[str, dict] = {"": {}}
-                    if images:
-                        got = _gr_image_frames(gr_link, sid) if gr_link is not None else dec
-                        per = _image_metrics_rows(cfg, codec, need, img, got, sid, streams[0].size, snr_hint,
-                                                  _classifier(cache), label, seed=pl["seed"] + k)
-                        row["ratio"] = str(codec.ratio)
-                    if record and iq is None:
-                        notes.append("iq not recorded: the GNU Radio link delivers decoded frames only")
-                    elif record:
-                        base = out / "iq" / f"p{i:03d}_n{k:03d}"
-                        base.parent.mkdir(exist_ok=True)
-                        try:
-                            save(base, iq, cfg, dec, hw=f"{cfg.radio.device} ({camp.link})",
-                                 extra={"point": i, "payload": k, "sweep": pt})
-                            row["iq_file"] = str(base.relative_to(out)) + ".sigmf-meta"
-                        except OSError as e:
-                            notes.append(f"iq not recorded: {e}" + (" (IQ recording stopped)"
-                                                                    if e.errno == errno.ENOSPC else ""))
-                            if e.errno == errno.ENOSPC:
-                                record = False
-                            log(f"campaign: point {i} payload {k}: {notes[-1]}")
-                    for d in need:
-                        m = dict(per[d])
-                        decode_s = _f(m.get("decode_s"))
-                        writer.write({**row, **m, "decoder": d,
-                                      "nfe": codec.codec.nfe(d) - 1 if d else None,  # the JSCC pass not counted
-                                      "latency_s": _fmt(t_link + (decode_s if np.isfinite(decode_s) else 0.0)),
-                                      "note": "; ".join(n for n in [m.get("note"), *notes] if n),
-                                      "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                    t_job = time.perf_counter()
+                    rows, record = _payload_rows(camp, out, i, pt, cfg, pm, k, need, cache, radio=radio,
+                                                 gr_link=gr_link, record=record, save=save, log=log)
+                    if stats is not None:
+                        stats["compute_s"] = stats.get("compute_s", 0.0) + time.perf_counter() - t_job
+                    for r in rows:
+                        writer.write(r)
                         written += 1
                         if after_row is not None:
                             after_row(written)
@@ -791,8 +856,100 @@ def run_campaign(camp: Campaign, out: str | Path | None = None, *, radio_factory
             log(f"campaign: point {i + 1}/{len(points)} {pt} done")
     finally:
         writer.close()
+    if stats is not None:
+        stats["model_loads"] = _model_loads(cache)
     return {"rows_written": written, "skipped": skipped, "rows_total": len(read_rows(out)), "out": str(out)}
 
+
+
+# ---------------------------------------------------------------------- on a Dask pool or cluster
+def _run_on_pool(camp: Campaign, out: Path, points: list[dict], cfgs: list, models: list, done: set,
+                 writer: _RowWriter, used: list[dict], fp: str, *, workers: int, cluster: str | None,
+                 timeout_s: float, after_row: Callable[[int], None] | None, log: Callable[[str], None],
+                 stats: dict | None) -> tuple[int, int]:
+    """Every unfinished payload as one job on a Dask pool (``semcom.sweep_pool.Pool``: ``workers`` local
+    processes, or the cluster at ``cluster``). The workers send and measure (``_pool_payload``); this
+    process appends the rows as jobs finish, so the CSV keeps one writer and a kill loses only the jobs
+    in flight (a resume sends them again). Progress lines with an ETA go to ``log``. Returns
+    ``(rows written, rows already done)``."""
+    from semcom.sweep_pool import Pool, PoolError, Progress
+
+    jobs, skipped = [], 0
+    for i, (pt, cfg, pm) in enumerate(zip(points, cfgs, models)):
+        todo, n_done = _todo(camp, i, pm, done)
+        skipped += n_done
+        jobs += [{"i": i, "pt": pt, "cfg": cfg, "pm": pm, "k": k, "need": need} for k, need in todo.items()]
+    if not jobs:
+        return 0, skipped
+    common = {"camp": camp, "out": str(out), "fingerprint": fp, "models": {m["path"]: m["sha256"] for m in used}}
+    written, compute, by_worker, jobs_by_worker = 0, 0.0, {}, {}
+    try:
+        with Pool(workers, cluster, timeout_s) as pool:
+            prog = Progress(len(jobs), pool.size, log)
+            t0 = time.perf_counter()
+            for _, res in pool.run(_pool_payload, jobs, common):
+                for note in res["log"]:
+                    log(note)
+                for r in res["rows"]:
+                    writer.write(r)
+                    written += 1
+                    if after_row is not None:
+                        after_row(written)
+                compute += res["compute_s"]
+                by_worker[res["worker"]] = by_worker.get(res["worker"], 0) + res["loads"]
+                jobs_by_worker[res["worker"]] = jobs_by_worker.get(res["worker"], 0) + 1
+                prog.step()
+            run_s = time.perf_counter() - t0
+    except PoolError as e:
+        raise CampaignError(str(e)) from None
+    except Exception as e:  # a worker process died (KilledWorker), the scheduler went away ...
+        if type(e).__module__.startswith(("distributed", "tornado")) or isinstance(e, (OSError, TimeoutError)):
+            raise CampaignError(f"the Dask pool failed ({type(e).__name__}: {e}); rows so far are intact in "
+                                f"{out / 'results.csv'}: rerun to resume") from None
+        raise
+    if stats is not None:
+        stats.update(workers=pool.size, startup_s=pool.startup_s, shutdown_s=pool.close_s, run_s=run_s,
+                     compute_s=compute, model_loads=sum(by_worker.values()), loads_by_worker=by_worker,
+                     jobs_by_worker=jobs_by_worker)
+    return written, skipped
+
+
+def _model_loads(cache: dict) -> int:
+    """Models loaded into a payload cache: its codecs plus the classifier."""
+    return sum(1 for k in cache if isinstance(k, tuple) and k[0] == "codec") + (cache.get("classifier") is not None)
+
+
+def _pool_payload(common: dict, job: dict) -> dict[str, Any]:
+    """One payload on a Dask worker (``common``: ``camp``, ``out``, ``fingerprint``, ``models`` path ->
+    sha256; ``job``: ``i``, ``pt``, ``cfg``, ``pm``, ``k``, ``need``). Returns ``{"rows", "log",
+    "loads" (models loaded for this job: 0 once cached), "compute_s", "worker" (host:pid)}``.
+
+    The worker keeps its image source, codecs and classifier for the whole run
+    (``sweep_pool.worker_cache``), so weights load once per worker; before its first job it checks
+    that its checkpoint files are the driver's (sha256): a node with other weights stops the run."""
+    import socket
+
+    from semcom.radio.link import save_capture
+    from semcom.sweep_pool import worker_cache
+
+    cache, _ = worker_cache(common["fingerprint"])
+    host = f"{socket.gethostname()}:{os.getpid()}"
+    if not cache.get("verified"):
+        for path, sha in common["models"].items():
+            if _sha256(path) != sha:
+                raise CampaignError(f"worker {host}: {path}: " + ("checksum differs from the driver's" if
+                                    Path(path).is_file() else "not found") +
+                                    " (every worker needs the driver's checkpoint files at the same paths)")
+        cache["record"] = common["camp"].record_iq
+        cache["verified"] = True
+    before = _model_loads(cache)
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    rows, cache["record"] = _payload_rows(common["camp"], Path(common["out"]), job["i"], job["pt"], job["cfg"],
+                                          job["pm"], job["k"], job["need"], cache, record=cache["record"],
+                                          save=save_capture, log=notes.append)
+    return {"rows": rows, "log": notes, "loads": _model_loads(cache) - before,
+            "compute_s": time.perf_counter() - t0, "worker": host}
 
 # ---------------------------------------------------------------------- summary / plot
 def _f(v: str) -> float:

@@ -1,9 +1,10 @@
 """``semcom bench``: benchmarks that print tables and write JSON.
 
 ``semcom bench phy [--quick] [--json out.json] [--plot out.png] [--only loss,detection,noise,throughput]``
-(see ``semcom.bench_phy`` for what is measured). Full mode takes about 4-6 minutes on 2 cores
-(300 frames per loss cell, 2000 per detection point, 1e7 noise samples); ``--quick`` about 10-20
-seconds with fewer frames (too few to show the 99.9 % detection target).
+(see ``semcom.bench_phy`` for what is measured). Full mode takes about 3 min on 2 cores
+(300 frames per loss cell, 2000 per detection point, 1e7 noise samples; 185 s in
+``docs/bench_phy.json``); ``--quick`` about 15 s with fewer frames (too few to show the 99.9 %
+detection target).
 ``semcom bench compare --data PATH --snr 0:2:20 --ratio 1/6,1/24 --json out.json --plot out.png``:
 semcom vs the classical baseline on the same number of channel symbols (``semcom.bench_compare``).
 ``semcom bench codec [--ratio 1/24 --sizes 32x32,768x512 --decoders jscc,cm1,cm2,teacher]``: decode
@@ -12,6 +13,11 @@ latency of each semantic decoder at batch 1 (``semcom.bench_codec``).
 images/s and pixels/s per preset and setting, and the fp32-vs-bf16 loss check (``semcom.bench_train``).
 ``semcom bench peer --minutes 20``: semcom's JSCC and the original DeepJSCC trained side by side at
 equal wall time, one thread each, PSNR at 10 dB on CIFAR-10 (``semcom.bench_peer``).
+``semcom bench memory [--size 4000x3000 --frames 2000 --decoders jscc,cm1 --only image,phy,loopback]``:
+peak resident memory of a large photo through the codec and of a long numpy PHY run, each in its own
+process, against the 1 GB target (``semcom.bench_memory``).
+``semcom bench sweep [--points 48 --payloads 2 --workers 1,2]``: one campaign on 1 and on N local
+Dask workers side by side: speed-up and the engine's overhead per point (``semcom.bench_sweep``).
 """
 
 from __future__ import annotations
@@ -80,12 +86,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
     parser.set_defaults(func=_help)
     p = sub.add_parser("phy", help="PHY: implementation loss vs genie, detection/header error rate, false "
-                                   "frames, throughput", description="Measure and print the PHY benchmark tables "
-                       "(issue 2 section 7); see semcom/bench_phy.py.",
+                                   "frames, throughput", description="Measure and print the PHY benchmark tables: implementation "
+                       "loss against a genie receiver, frame detection and header error rates, false "
+                       "frames on noise, throughput (see semcom/bench_phy.py). Full mode: about 3 min on "
+                       "2 cores; --quick: about 15 s.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", metavar="OUT.json", default=None, help="write all results as JSON")
     p.add_argument("--plot", metavar="OUT.png", default=None, help="also draw the figures (matplotlib)")
-    p.add_argument("--quick", action="store_true", help="small run (10-20 s)")
+    p.add_argument("--quick", action="store_true", help="small run (about 15 s)")
     p.add_argument("--only", type=_parts, default=PARTS, metavar="PARTS",
                    help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
     p.add_argument("--no-gnuradio", action="store_true", help="skip the GNU Radio throughput measurement")
@@ -102,6 +110,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_train_parser(sub)
     from semcom.bench_peer import add_peer_parser
     add_peer_parser(sub)
+    from semcom.bench_memory import add_memory_parser
+    add_memory_parser(sub)
+    from semcom.bench_sweep import add_sweep_parser
+    add_sweep_parser(sub)
 
 
 def run(args: argparse.Namespace) -> int:
