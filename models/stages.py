@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from .channel import Channel
-from .checkpoint import load_model, read_raw_metadata
+from .checkpoint import load_model, read_metadata, read_raw_metadata
 from .classifier import Classifier
-from .config import ChannelConfig, classifier_preset, jscc_preset, unet_preset
+from .config import ChannelConfig, JSCCConfig, classifier_preset, config_from_dict, jscc_preset, unet_preset
 from .consistency import ConsistencyFunction, consistency_distillation_loss
 from .data import BatchSampler, CropSampler, load_cifar10, load_image_folders_uint8, synthetic_images
 from .edm import EDMDenoiser, diffusion_target, edm_loss, image_from_sample
@@ -120,6 +121,19 @@ class JSCCStage:
     kind = "jscc"
     key_metric = "psnr_awgn_10"
 
+    def _init_config(self, path: str, preset: JSCCConfig) -> JSCCConfig:
+        """The config of ``--init``'s checkpoint when it is a rate-adaptive JSCC serving every training ratio
+        (e.g. specialising the 1/6..1/48 network to 1/24 and 1/48); else ``preset`` (checked on load)."""
+        meta = read_metadata(path)
+        if meta["kind"] != "jscc" or not meta["config"].get("base_ratio"):
+            return preset
+        cfg = config_from_dict(JSCCConfig, meta["config"], "jscc")
+        bad = [r for r in self.ratios if Fraction(r) > Fraction(cfg.base_ratio)]
+        if bad:
+            raise ValueError(f"--init {path}: a rate-adaptive model for ratios up to {cfg.base_ratio} cannot "
+                             f"train at {', '.join(bad)}")
+        return dataclasses.replace(cfg, ratio=cfg.base_ratio)
+
     def __init__(self, opts, g: torch.Generator):
         self.opts = opts
         self.ratios = opts.ratios
@@ -136,6 +150,8 @@ class JSCCStage:
             overrides["gdn"] = bool(opts.gdn)
         if overrides:
             self.config = dataclasses.replace(self.config, **overrides)
+        if opts.init:  # a warm start keeps the architecture of its checkpoint
+            self.config = self._init_config(opts.init, self.config)
         self.model = JSCC(self.config)
         self.channel = Channel(ChannelConfig(p_fading=opts.p_fading, p_erasure_image=opts.p_erasure))
         self.sampler, self.eval_x, _ = load_images(opts, g)
