@@ -42,6 +42,7 @@ from typing import Any, Sequence
 import yaml
 
 from semcom.blocks.phy.frame import FrameSpec, FrameSpecError
+from semcom.models.knobs import DecodeKnobs
 
 # Symbols per random test stream (demos, campaigns, tx/zmq-tx): one full frame of the default
 # frame description, derived here so there is no second copy of that default.
@@ -236,8 +237,8 @@ class ModelConfig:
     ``nfe``: consistency-model evaluations of ``consistency`` (1..16);
     ``guidance`` (0..1), ``guidance_steps`` (0..3) and ``start_sigma`` (>= 0, 0 = sigma_max): the
     consistency decoder's fidelity-realism knob (``models.decoders.DecodeKnobs``), applied to every
-    consistency decoder that does not name its own (``cm2:g=1:k=1``); default 0 / 1 / 0
-    (the plain consistency sampler from pure noise; measured recommendation for photos 1 / 1 / 0.3);
+    consistency decoder that does not name its own (``cm2:g=0:s=0``); default 1 / 1 / 0.3, the
+    setting measured on photos (``g=0:s=0`` is the plain sampler from pure noise);
     ``consistency``/``teacher``: diffusion checkpoint paths (None: the shipped/trained one for the
     JSCC checkpoint's ratio, if any, when a decoder needs it).
 
@@ -253,22 +254,15 @@ class ModelConfig:
     nfe: int = 1
     consistency: str | None = None
     teacher: str | None = None
-    # Default: the plain consistency sampler (guidance 0, from pure noise). The measured recommendation
-    # for photos (README: within 0.4-0.7 dB of the JSCC decoder's PSNR, NIQE 5.3-5.5 against its 9.4-11.5)
-    # is guidance 1, guidance_steps 1, start_sigma 0.3 (`--guidance 1 --start-sigma 0.3`, or in a config file).
-    guidance: float = 0.0
-    guidance_steps: int = 1
-    start_sigma: float = 0.0
+    # Defaults: the measured knob for photos (models.knobs.DecodeKnobs; README, "Diffusion decoders").
+    guidance: float = DecodeKnobs.guidance
+    guidance_steps: int = DecodeKnobs.guidance_steps
+    start_sigma: float = DecodeKnobs.start_sigma
 
     @property
     def knob_suffix(self) -> str:
-        """``":g=..:k=..:s=.."`` for the knobs that differ from the unguided default ("" when none)."""
-        out = ""
-        if self.guidance > 0 and self.guidance_steps > 0:
-            out += f":g={self.guidance:g}:k={self.guidance_steps}"
-        if self.start_sigma > 0:
-            out += f":s={self.start_sigma:g}"
-        return out
+        """``":g=..:k=..:s=.."`` for the knobs that differ from the defaults ("" when none)."""
+        return DecodeKnobs(self.guidance, self.guidance_steps, self.start_sigma).suffix()
 
     def __post_init__(self) -> None:
         s = "model"
@@ -588,13 +582,13 @@ def add_knob_arguments(group) -> None:
     """``--guidance``, ``--guidance-steps``, ``--start-sigma``: the consistency decoder's knob as flags
     (None = the config's ``model`` section; read by ``model_from_args``)."""
     group.add_argument("--guidance", type=float, default=None,
-                       help="consistency decoders: posterior-guidance strength 0..1 (default: model.guidance, 0; "
-                            "recommended for photos: 1)")
+                       help=f"consistency decoders: posterior-guidance strength 0..1 (default: model.guidance, "
+                            f"{DecodeKnobs.guidance:g}; 0 = unguided)")
     group.add_argument("--guidance-steps", type=int, default=None,
-                       help="guidance gradient steps per jump 0..3 (default: model.guidance_steps, 1)")
+                       help=f"guidance gradient steps per jump 0..3 (default: model.guidance_steps, {DecodeKnobs.guidance_steps})")
     group.add_argument("--start-sigma", type=float, default=None,
-                       help="SDEdit start level of the consistency decoders, 0 = pure noise (default: "
-                            "model.start_sigma; recommended for photos: 0.3)")
+                       help=f"SDEdit start level of the consistency decoders, 0 = pure noise (default: "
+                            f"model.start_sigma, {DecodeKnobs.start_sigma:g})")
 
 
 def with_model(cfg: Config, **values: Any) -> Config:

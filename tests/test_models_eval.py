@@ -84,10 +84,10 @@ def test_residual_diffusion_decoders_centre_on_the_jscc_estimate():
     nv = torch.full(y.shape, 0.1)
     est = codec.decode(y, nv, 10.0, (32, 32), "jscc")
     g = torch.Generator().manual_seed(0)
-    assert (codec.decode(y, nv, 10.0, (32, 32), "cm1", g) - est).abs().max() < 0.01
+    assert (codec.decode(y, nv, 10.0, (32, 32), "cm1:g=0:s=0", g) - est).abs().max() < 0.01  # the plain sampler
     spread = (codec.decode(y, nv, 10.0, (32, 32), "teacher", g) - est).std().item()
     assert spread == pytest.approx(0.1, rel=0.15)
-    flat = plain.decode(y, nv, 10.0, (32, 32), "cm1", g)
+    flat = plain.decode(y, nv, 10.0, (32, 32), "cm1:g=0:s=0", g)
     assert (flat - 0.5).abs().max() < 0.01  # the whole-image model ignores the estimate: mid-grey
     t = torch.randn(2, 3, 8, 8)
     c = torch.randn(2, 3, 8, 8)

@@ -68,6 +68,10 @@ def test_decoder_spec_knobs_and_their_errors():
     name, k = parse_decoder_spec("cm2:g=1:k=2:s=0.5")
     assert name == "cm2" and k == DecodeKnobs(guidance=1.0, guidance_steps=2, start_sigma=0.5)
     assert parse_decoder_spec("cm1", DecodeKnobs(0.5, 1))[1] == DecodeKnobs(0.5, 1)  # defaults from the caller
+    # a bare name is the measured setting for photos: guided (1 step), SDEdit from the JSCC estimate
+    bare = parse_decoder_spec("cm1")[1]
+    assert bare == DecodeKnobs() and bare.guidance > 0 and bare.guidance_steps >= 1 and bare.start_sigma > 0
+    assert parse_decoder_spec("cm1" + DecodeKnobs(0.0, 1, 0.0).suffix())[1] == DecodeKnobs(0.0, 1, 0.0)
     for bad, msg in (("cm2:x=1", "knob 'x=1'"), ("cm2:g=abc", "not a number"), ("jscc:g=1", "consistency decoders"),
                      ("cm2:k=5", "guidance_steps: must be 0..3"), ("cm2:g=2", "guidance: must be in")):
         with pytest.raises(ValueError, match=msg):
@@ -83,8 +87,8 @@ def test_start_sigma_zero_returns_the_jscc_estimate_and_guidance_changes_the_sam
     est = codec.decode(y, nv, 5.0, (32, 32), "jscc")
     assert torch.equal(codec.decode(y, nv, 5.0, (32, 32), "cm2:s=0.001"), est)   # at sigma_min: the estimate
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    plain = codec.decode(y, nv, 5.0, (32, 32), "cm2", g())
-    guided = codec.decode(y, nv, 5.0, (32, 32), "cm2:g=1:k=2", g())
+    plain = codec.decode(y, nv, 5.0, (32, 32), "cm2:g=0:s=0", g())  # the plain sampler
+    guided = codec.decode(y, nv, 5.0, (32, 32), "cm2:g=1:k=2:s=0", g())
     assert plain.shape == guided.shape == (1, 3, 32, 32) and not torch.equal(plain, guided)
     # guidance moves the sample towards agreement with the received symbols
     @torch.no_grad()

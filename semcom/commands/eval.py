@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from semcom.models.knobs import DecodeKnobs
+
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     from semcom.models.options import DEFAULT_CIFAR10
@@ -36,12 +38,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher-steps", type=int, default=10, help="Heun steps (2*steps-1 evaluations)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--guidance", type=float, default=0.0, help="consistency decoders: posterior guidance "
-                        "strength 0-1 (default 0: the plain sampler; the measured recommendation for photos is "
-                        "--guidance 1 --guidance-steps 1 --start-sigma 0.3; a decoder's own :g=... wins)")
-    parser.add_argument("--guidance-steps", type=int, default=1, help="gradient steps per jump, 0-3 (default 1)")
-    parser.add_argument("--start-sigma", type=float, default=0.0, help="SDEdit start level of the consistency "
-                        "decoders (0 = sigma_max, pure noise)")
+    knob = DecodeKnobs()
+    parser.add_argument("--guidance", type=float, default=knob.guidance, help="consistency decoders: posterior "
+                        f"guidance strength 0-1 (default {knob.guidance:g}, the setting measured on photos; 0: "
+                        "unguided; a decoder's own :g=... wins)")
+    parser.add_argument("--guidance-steps", type=int, default=knob.guidance_steps,
+                        help=f"gradient steps per jump, 0-3 (default {knob.guidance_steps})")
+    parser.add_argument("--start-sigma", type=float, default=knob.start_sigma, help="SDEdit start level of the "
+                        f"consistency decoders (default {knob.start_sigma:g}; 0 = sigma_max, pure noise)")
     parser.add_argument("--perceptual", choices=("auto", "on", "off"), default="auto",
                         help="NIQE and log-spectrum distance (auto: on for image folders holding an image of at least 96x96)")
     parser.add_argument("--figure", default="", help="also draw the first --figure-images images at the first "
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     from semcom.models.checkpoint import load_model
     from semcom.models.data import load_cifar10, load_image_folder
-    from semcom.models.decoders import DecodeKnobs, SemanticCodec, parse_decoder_spec
+    from semcom.models.decoders import SemanticCodec, parse_decoder_spec
     from semcom.models.evaluate import evaluate, figure, format_table, plot_rows
 
     torch.set_num_threads(args.threads)
