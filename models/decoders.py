@@ -60,6 +60,11 @@ def parse_decoder_spec(spec: str, default: "DecodeKnobs | None" = None) -> tuple
     return name, DecodeKnobs(**knobs)
 
 
+def _start_sigma(knobs: DecodeKnobs, cfg) -> float:
+    """The consistency sampler's start level: ``knobs.start_sigma``, 0 meaning ``cfg.sigma_max`` (pure noise)."""
+    return float(knobs.start_sigma) or cfg.sigma_max
+
+
 def parse_decoder(name: str) -> tuple[str, int]:
     """``"jscc"`` -> ("jscc", 0); ``"teacher"`` -> ("teacher", 0); ``"cm2"`` -> ("cm", 2)."""
     name = name.split(":")[0]
@@ -137,8 +142,7 @@ class SemanticCodec:
     def guided(self, knobs: DecodeKnobs) -> bool:
         """Whether the (loaded) consistency decoder runs posterior guidance with these knobs."""
         cfg = self.diffusion_model("cm1").net.cfg
-        start = float(knobs.start_sigma) or cfg.sigma_max
-        return knobs.guidance > 0 and knobs.guidance_steps > 0 and start > cfg.sigma_min
+        return knobs.guidance > 0 and knobs.guidance_steps > 0 and _start_sigma(knobs, cfg) > cfg.sigma_min
 
     @torch.no_grad()
     def refine(self, est: torch.Tensor, snr_db: torch.Tensor | float, decoder: str, noise, knobs: DecodeKnobs,
@@ -159,7 +163,7 @@ class SemanticCodec:
             sig = karras_sigmas(self.teacher_steps, cfg.sigma_min, cfg.sigma_max)
             x0 = sample_heun(denoise, noise(0).to(est.device) * sig[0], sig)
         else:
-            start = float(knobs.start_sigma) or cfg.sigma_max
+            start = _start_sigma(knobs, cfg)
             if start <= cfg.sigma_min:
                 return est  # SDEdit from (almost) no noise: the JSCC estimate itself
             sig = consistency_sigmas(n, cfg.sigma_min, min(start, cfg.sigma_max))
